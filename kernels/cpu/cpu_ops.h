@@ -1,0 +1,88 @@
+// CPU implementations of kernels/ops.h on raw row-major buffers, for T = float and double.
+// Loops are parallel over rows with OpenMP (static schedule, so results do not depend on timing)
+// and written so the compiler vectorises the inner loop over columns.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/math.h"
+#include "kernels/ops.h"
+
+namespace tessera::kernels::cpu {
+
+template <typename T>
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, const T* b,
+          T beta, T* c);
+
+// gemm over `batch` contiguous matrices, parallel over the batch with single-threaded BLAS inside
+// (attention's products are many and small).
+template <typename T>
+void batched_gemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                  const T* b, T beta, T* c);
+
+template <typename T> void add(const T* a, const T* b, T* out, int64_t n);
+template <typename T> void axpy(T alpha, const T* x, T* y, int64_t n);
+template <typename T> void scale(T* x, T alpha, int64_t n);
+template <typename T> void add_bias(T* x, const T* bias, int64_t rows, int64_t cols);
+template <typename T> void bias_backward(const T* dy, T* dbias, int64_t rows, int64_t cols);
+template <typename T> double sum_squares(const T* x, int64_t n);
+template <typename T>
+void bias_activation_forward(Activation act, T* pre, const T* bias, T* y, int64_t rows, int64_t cols);
+template <typename T>
+void activation_backward(Activation act, const T* pre, const T* dy, T* dpre, int64_t n);
+
+template <typename T>
+void split_heads(const T* x, T* y, int64_t batch, int64_t seq, int64_t heads, int64_t dk);
+template <typename T>
+void merge_heads(const T* y, T* x, int64_t batch, int64_t seq, int64_t heads, int64_t dk);
+template <typename T>
+void masked_softmax_forward(const T* scores, const int32_t* key_lengths, bool causal, T scale,
+                            T* probs, int64_t batch, int64_t heads, int64_t sq, int64_t sk);
+template <typename T>
+void masked_softmax_backward(const T* probs, const T* dprobs, T scale, T* dscores, int64_t rows,
+                             int64_t cols);
+
+template <typename T>
+void layer_norm_forward(const T* x, const T* gamma, const T* beta, T eps, T* y, T* mean, T* rstd,
+                        int64_t rows, int64_t cols);
+template <typename T>
+void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
+                         T* dx, T* dgamma, T* dbeta, int64_t rows, int64_t cols);
+
+template <typename T>
+void dropout_forward(const DropoutSite& site, const T* x, const T* residual, T* y, int64_t rows,
+                     int64_t cols);
+template <typename T>
+void dropout_backward(const DropoutSite& site, const T* dy, T* dx, int64_t rows, int64_t cols);
+
+template <typename T>
+void embedding_forward(const int32_t* ids, const T* table, int64_t vocab_start, int64_t vocab_rows,
+                       T scale, T* out, int64_t n, int64_t d);
+template <typename T>
+void embedding_backward(const int32_t* ids, const T* dout, int64_t vocab_start, int64_t vocab_rows,
+                        T scale, T* dtable, int64_t n, int64_t d);
+template <typename T>
+void add_positions(T* x, int64_t rows, int64_t d, int64_t seq_len, int64_t position_offset);
+
+template <typename T>
+void cross_entropy_row_max(const T* logits, int64_t rows, int64_t cols, int64_t real_cols, T* row_max);
+template <typename T>
+void cross_entropy_row_sums(const T* logits, int64_t rows, int64_t cols, int64_t real_cols,
+                            const int32_t* targets, int64_t vocab_start, const T* row_max, T* sums);
+template <typename T>
+void cross_entropy_loss_backward(const T* logits, int64_t rows, int64_t cols, int64_t real_cols,
+                                 const int32_t* targets, int64_t vocab_start, const T* row_max,
+                                 const T* sums, double smoothing, int64_t vocab_size, int32_t pad_id,
+                                 double grad_scale, T* row_loss, T* dlogits);
+template <typename T>
+void row_argmax(const T* logits, int64_t rows, int64_t cols, int64_t real_cols, int64_t vocab_start,
+                T* max_value, int32_t* max_index);
+
+template <typename T>
+void adam_step(T* param, const T* grad, T* m, T* v, int64_t n, double lr, double beta1,
+               double beta2, double eps, int64_t step, double grad_scale);
+
+}  // namespace tessera::kernels::cpu
+
+// Instantiates a CPU template for float and double.
+#define TESSERA_CPU_INSTANTIATE(macro) macro(float) macro(double)

@@ -1,0 +1,58 @@
+// Scaled, masked softmax over the last dimension of attention scores.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "kernels/cpu/cpu_ops.h"
+
+namespace tessera::kernels::cpu {
+
+template <typename T>
+void masked_softmax_forward(const T* scores, const int32_t* key_lengths, bool causal, T scale,
+                            T* probs, int64_t batch, int64_t heads, int64_t sq, int64_t sk) {
+  const int64_t rows = batch * heads * sq;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t b = r / (heads * sq), i = r % sq;
+    int64_t visible = std::min<int64_t>(sk, key_lengths[b]);
+    if (causal) visible = std::min<int64_t>(visible, i + (sk - sq) + 1);
+    const T* s = scores + r * sk;
+    T* p = probs + r * sk;
+    T mx = -std::numeric_limits<T>::infinity();
+    for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, s[j]);
+    T sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < visible; ++j) {
+      p[j] = std::exp(scale * (s[j] - mx));
+      sum += p[j];
+    }
+    const T inv = visible > 0 ? T(1) / sum : T(0);
+#pragma omp simd
+    for (int64_t j = 0; j < visible; ++j) p[j] *= inv;
+    for (int64_t j = std::max<int64_t>(visible, 0); j < sk; ++j) p[j] = 0;
+  }
+}
+
+template <typename T>
+void masked_softmax_backward(const T* probs, const T* dprobs, T scale, T* dscores, int64_t rows,
+                             int64_t cols) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* p = probs + r * cols;
+    const T* dp = dprobs + r * cols;
+    T* ds = dscores + r * cols;
+    T dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t j = 0; j < cols; ++j) dot += p[j] * dp[j];
+#pragma omp simd
+    for (int64_t j = 0; j < cols; ++j) ds[j] = scale * p[j] * (dp[j] - dot);
+  }
+}
+
+#define INSTANTIATE(T)                                                                          \
+  template void masked_softmax_forward<T>(const T*, const int32_t*, bool, T, T*, int64_t,       \
+                                          int64_t, int64_t, int64_t);                           \
+  template void masked_softmax_backward<T>(const T*, const T*, T, T*, int64_t, int64_t);
+TESSERA_CPU_INSTANTIATE(INSTANTIATE)
+
+}  // namespace tessera::kernels::cpu

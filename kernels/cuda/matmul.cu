@@ -1,0 +1,104 @@
+// Matrix products on the GPU through cuBLAS. cuBLAS is column-major and Tessera is row-major; a
+// row-major m x n buffer read column-major is the n x m transpose, so we ask cuBLAS for
+//   C^T = op(B)^T op(A)^T
+// which it writes, column-major, into exactly the bytes of the row-major C = op(A) op(B).
+#include <cublas_v2.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace tessera::kernels::cuda {
+namespace {
+
+// One cuBLAS handle per thread, created on first use: a handle is bound to the device that is
+// current when it is created and must not be shared between threads that use it at once.
+class BlasHandle {
+ public:
+  BlasHandle() { CUBLAS_CHECK(cublasCreate(&handle_)); }
+  ~BlasHandle() { (void)cublasDestroy(handle_); }
+  BlasHandle(const BlasHandle&) = delete;
+  BlasHandle& operator=(const BlasHandle&) = delete;
+  cublasHandle_t get() const { return handle_; }
+
+ private:
+  cublasHandle_t handle_ = nullptr;
+};
+
+cublasHandle_t blas_handle() {
+  thread_local BlasHandle handle;
+  return handle.get();
+}
+
+void check_f32_cuda(const Tensor& t, const char* op, const char* name) {
+  TESSERA_CHECK(t.dtype() == DType::f32, op, ": the CUDA backend computes in f32, but tensor '",
+                name, "' is ", dtype_name(t.dtype()));
+  TESSERA_CHECK(t.device() == Device::cuda, op, ": tensor '", name, "' is not in device memory");
+}
+
+int as_int(int64_t v, const char* op) {
+  TESSERA_CHECK(v <= INT_MAX, op, ": dimension ", v, " exceeds cuBLAS's 32-bit int");
+  return static_cast<int>(v);
+}
+
+// The sizes of one row-major product c[m, n] = op(a)[m, k] op(b)[k, n], read from the last two
+// dimensions of each operand, with the cuBLAS arguments of the transposed column-major call.
+struct Gemm {
+  int m, n, k;
+  cublasOperation_t op_a, op_b;
+  int lda, ldb, ldc;
+};
+
+Gemm plan(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const char* op) {
+  Gemm g;
+  g.m = as_int(trans_a ? a.dim(-1) : a.dim(-2), op);
+  g.k = as_int(trans_a ? a.dim(-2) : a.dim(-1), op);
+  g.n = as_int(trans_b ? b.dim(-2) : b.dim(-1), op);
+  // A row-major matrix read column-major is already transposed, so a row-major operand that is
+  // not transposed is passed as CUBLAS_OP_N and one that is as CUBLAS_OP_T.
+  g.op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  g.op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  // Leading dimension = the row length of the stored (row-major) matrix; at least 1 for cuBLAS.
+  g.lda = std::max(1, trans_a ? g.m : g.k);
+  g.ldb = std::max(1, trans_b ? g.k : g.n);
+  g.ldc = std::max(1, g.n);
+  return g;
+}
+
+}  // namespace
+
+void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, double alpha,
+            double beta) {
+  check_f32_cuda(a, "matmul", "a");
+  check_f32_cuda(b, "matmul", "b");
+  check_f32_cuda(c, "matmul", "c");
+  const Gemm g = plan(a, trans_a, b, trans_b, "matmul");
+  if (g.m == 0 || g.n == 0) return;
+  const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
+  // Operands swapped (b first, then a) and sizes (n, m): the column-major product C^T.
+  CUBLAS_CHECK(cublasSgemm(blas_handle(), g.op_b, g.op_a, g.n, g.m, g.k, &fa, b.data<float>(),
+                           g.ldb, a.data<float>(), g.lda, &fb, c.data<float>(), g.ldc));
+}
+
+void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
+                    double alpha, double beta) {
+  check_f32_cuda(a, "batched_matmul", "a");
+  check_f32_cuda(b, "batched_matmul", "b");
+  check_f32_cuda(c, "batched_matmul", "c");
+  const Gemm g = plan(a, trans_a, b, trans_b, "batched_matmul");
+  const int batch = as_int(a.dim(0), "batched_matmul");
+  if (g.m == 0 || g.n == 0 || batch == 0) return;
+  const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
+  // Products are packed back to back, so each operand's stride is one matrix's element count.
+  const long long stride_a = static_cast<long long>(g.m) * g.k;
+  const long long stride_b = static_cast<long long>(g.k) * g.n;
+  const long long stride_c = static_cast<long long>(g.m) * g.n;
+  CUBLAS_CHECK(cublasSgemmStridedBatched(blas_handle(), g.op_b, g.op_a, g.n, g.m, g.k, &fa,
+                                         b.data<float>(), g.ldb, stride_b, a.data<float>(), g.lda,
+                                         stride_a, &fb, c.data<float>(), g.ldc, stride_c, batch));
+}
+
+}  // namespace tessera::kernels::cuda

@@ -1,0 +1,47 @@
+// Helpers shared by the op dispatchers in kernels/*.cc: argument checks that name the tensor at
+// fault, and the switch from a runtime dtype to a CPU template instantiation.
+#pragma once
+
+#include "core/error.h"
+#include "core/tensor.h"
+
+#if defined(TESSERA_WITH_CUDA)
+#include "kernels/cuda/cuda_ops.h"
+#endif
+
+namespace tessera::kernels {
+
+inline void check_shape(const Tensor& t, const Shape& expected, const char* op, const char* name) {
+  TESSERA_CHECK(t.defined(), op, ": tensor '", name, "' is undefined");
+  TESSERA_CHECK(t.shape() == expected, op, ": tensor '", name, "' has shape ", shape_string(t.shape()),
+                ", expected ", shape_string(expected));
+}
+inline void check_dtype(const Tensor& t, DType dtype, const char* op, const char* name) {
+  TESSERA_CHECK(t.dtype() == dtype, op, ": tensor '", name, "' is ", dtype_name(t.dtype()),
+                ", expected ", dtype_name(dtype));
+}
+inline void check_ndim(const Tensor& t, int ndim, const char* op, const char* name) {
+  TESSERA_CHECK(t.defined() && t.ndim() == ndim, op, ": tensor '", name, "' must be ", ndim,
+                "-D, got shape ", shape_string(t.shape()));
+}
+inline void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
+  TESSERA_CHECK(a.device() == b.device(), op, ": operands on different devices (",
+                device_name(a.device()), " and ", device_name(b.device()), ")");
+}
+// Ops the CUDA backend does not implement yet stop with a clear error instead of reading device
+// memory on the host.
+inline void require_cpu(const Tensor& t, const char* op) {
+  TESSERA_CHECK(t.device() == Device::cpu, op, " has no CUDA implementation; run it on the CPU backend");
+}
+
+}  // namespace tessera::kernels
+
+// Runs the statement with `scalar_t` bound to the C++ type of a floating dtype.
+#define TESSERA_DISPATCH_FLOAT(dtype, op, ...)                                               \
+  do {                                                                                       \
+    switch (dtype) {                                                                         \
+      case ::tessera::DType::f32: { using scalar_t = float; __VA_ARGS__; break; }            \
+      case ::tessera::DType::f64: { using scalar_t = double; __VA_ARGS__; break; }           \
+      default: TESSERA_FAIL(op, ": unsupported dtype ", ::tessera::dtype_name(dtype));       \
+    }                                                                                        \
+  } while (0)

@@ -1,0 +1,33 @@
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/dispatch.h"
+
+namespace tessera::kernels {
+namespace {
+void check_site(const DropoutSite& site, const char* op) {
+  TESSERA_CHECK(site.p >= 0 && site.p < 1, op, ": dropout probability ", site.p, " outside [0, 1)");
+  TESSERA_CHECK(site.rows_per_sentence > 0 && site.inner_rows > 0, op, ": dropout site has no rows per sentence");
+}
+}  // namespace
+
+void dropout_forward(const DropoutSite& site, const Tensor& x, const Tensor& residual, Tensor& y) {
+  check_site(site, "dropout_forward");
+  check_shape(y, x.shape(), "dropout_forward", "y");
+  if (residual.defined()) check_shape(residual, x.shape(), "dropout_forward", "residual");
+  require_cpu(x, "dropout_forward");
+  const int64_t cols = x.dim(-1), rows = x.numel() / cols;
+  TESSERA_DISPATCH_FLOAT(x.dtype(), "dropout_forward",
+                         cpu::dropout_forward(site, x.data<scalar_t>(),
+                                              residual.defined() ? residual.data<scalar_t>() : nullptr,
+                                              y.data<scalar_t>(), rows, cols));
+}
+
+void dropout_backward(const DropoutSite& site, const Tensor& dy, Tensor& dx) {
+  check_site(site, "dropout_backward");
+  check_shape(dx, dy.shape(), "dropout_backward", "dx");
+  require_cpu(dy, "dropout_backward");
+  const int64_t cols = dy.dim(-1), rows = dy.numel() / cols;
+  TESSERA_DISPATCH_FLOAT(dy.dtype(), "dropout_backward",
+                         cpu::dropout_backward(site, dy.data<scalar_t>(), dx.data<scalar_t>(), rows, cols));
+}
+
+}  // namespace tessera::kernels

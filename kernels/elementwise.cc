@@ -1,0 +1,91 @@
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/dispatch.h"
+
+namespace tessera::kernels {
+
+void add(const Tensor& a, const Tensor& b, Tensor& out) {
+  check_shape(b, a.shape(), "add", "b");
+  check_shape(out, a.shape(), "add", "out");
+  require_cpu(a, "add");
+  TESSERA_DISPATCH_FLOAT(a.dtype(), "add",
+                         cpu::add(a.data<scalar_t>(), b.data<scalar_t>(), out.data<scalar_t>(), a.numel()));
+}
+
+void axpy(double alpha, const Tensor& x, Tensor& y) {
+  check_shape(y, x.shape(), "axpy", "y");
+  require_cpu(x, "axpy");
+  TESSERA_DISPATCH_FLOAT(x.dtype(), "axpy",
+                         cpu::axpy(static_cast<scalar_t>(alpha), x.data<scalar_t>(), y.data<scalar_t>(), x.numel()));
+}
+
+void scale(Tensor& x, double alpha) {
+  require_cpu(x, "scale");
+  TESSERA_DISPATCH_FLOAT(x.dtype(), "scale", cpu::scale(x.data<scalar_t>(), static_cast<scalar_t>(alpha), x.numel()));
+}
+
+void add_bias(Tensor& x, const Tensor& bias) {
+  check_shape(bias, {x.dim(-1)}, "add_bias", "bias");
+  require_cpu(x, "add_bias");
+  TESSERA_DISPATCH_FLOAT(x.dtype(), "add_bias",
+                         cpu::add_bias(x.data<scalar_t>(), bias.data<scalar_t>(), x.numel() / x.dim(-1), x.dim(-1)));
+}
+
+void bias_backward(const Tensor& dy, Tensor& dbias) {
+  check_shape(dbias, {dy.dim(-1)}, "bias_backward", "dbias");
+  require_cpu(dy, "bias_backward");
+  TESSERA_DISPATCH_FLOAT(dy.dtype(), "bias_backward",
+                         cpu::bias_backward(dy.data<scalar_t>(), dbias.data<scalar_t>(), dy.numel() / dy.dim(-1), dy.dim(-1)));
+}
+
+double sum_squares(const Tensor& x) {
+  require_cpu(x, "sum_squares");
+  double result = 0;
+  TESSERA_DISPATCH_FLOAT(x.dtype(), "sum_squares", result = cpu::sum_squares(x.data<scalar_t>(), x.numel()));
+  return result;
+}
+
+void bias_activation_forward(Activation act, Tensor& pre, const Tensor& bias, Tensor& y) {
+  check_shape(bias, {pre.dim(-1)}, "bias_activation_forward", "bias");
+  check_shape(y, pre.shape(), "bias_activation_forward", "y");
+  check_same_device(pre, y, "bias_activation_forward");
+#if defined(TESSERA_WITH_CUDA)
+  if (pre.device() == Device::cuda) return cuda::bias_activation_forward(act, pre, bias, y);
+#endif
+  TESSERA_DISPATCH_FLOAT(pre.dtype(), "bias_activation_forward",
+                         cpu::bias_activation_forward(act, pre.data<scalar_t>(), bias.data<scalar_t>(),
+                                                      y.data<scalar_t>(), pre.numel() / pre.dim(-1), pre.dim(-1)));
+}
+
+void activation_backward(Activation act, const Tensor& pre, const Tensor& dy, Tensor& dpre) {
+  check_shape(dy, pre.shape(), "activation_backward", "dy");
+  check_shape(dpre, pre.shape(), "activation_backward", "dpre");
+  check_same_device(pre, dy, "activation_backward");
+#if defined(TESSERA_WITH_CUDA)
+  if (pre.device() == Device::cuda) return cuda::activation_backward(act, pre, dy, dpre);
+#endif
+  TESSERA_DISPATCH_FLOAT(pre.dtype(), "activation_backward",
+                         cpu::activation_backward(act, pre.data<scalar_t>(), dy.data<scalar_t>(),
+                                                  dpre.data<scalar_t>(), pre.numel()));
+}
+
+void split_heads(const Tensor& x, int64_t heads, Tensor& y) {
+  check_ndim(x, 3, "split_heads", "x");
+  TESSERA_CHECK(heads > 0 && x.dim(2) % heads == 0, "split_heads: width ", x.dim(2),
+                " does not divide into ", heads, " heads");
+  const int64_t b = x.dim(0), s = x.dim(1), dk = x.dim(2) / heads;
+  check_shape(y, {b, heads, s, dk}, "split_heads", "y");
+  require_cpu(x, "split_heads");
+  TESSERA_DISPATCH_FLOAT(x.dtype(), "split_heads",
+                         cpu::split_heads(x.data<scalar_t>(), y.data<scalar_t>(), b, s, heads, dk));
+}
+
+void merge_heads(const Tensor& y, Tensor& x) {
+  check_ndim(y, 4, "merge_heads", "y");
+  const int64_t b = y.dim(0), h = y.dim(1), s = y.dim(2), dk = y.dim(3);
+  check_shape(x, {b, s, h * dk}, "merge_heads", "x");
+  require_cpu(y, "merge_heads");
+  TESSERA_DISPATCH_FLOAT(y.dtype(), "merge_heads",
+                         cpu::merge_heads(y.data<scalar_t>(), x.data<scalar_t>(), b, s, h, dk));
+}
+
+}  // namespace tessera::kernels

@@ -1,0 +1,37 @@
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/dispatch.h"
+
+namespace tessera::kernels {
+
+void embedding_forward(const Tensor& ids, const Tensor& table, int64_t vocab_start, double scale, Tensor& out) {
+  check_dtype(ids, DType::i32, "embedding_forward", "ids");
+  check_ndim(table, 2, "embedding_forward", "table");
+  check_shape(out, {ids.numel(), table.dim(1)}, "embedding_forward", "out");
+  require_cpu(table, "embedding_forward");
+  TESSERA_DISPATCH_FLOAT(table.dtype(), "embedding_forward",
+                         cpu::embedding_forward(ids.data<int32_t>(), table.data<scalar_t>(), vocab_start,
+                                                table.dim(0), static_cast<scalar_t>(scale),
+                                                out.data<scalar_t>(), ids.numel(), table.dim(1)));
+}
+
+void embedding_backward(const Tensor& ids, const Tensor& dout, int64_t vocab_start, double scale, Tensor& dtable) {
+  check_dtype(ids, DType::i32, "embedding_backward", "ids");
+  check_ndim(dtable, 2, "embedding_backward", "dtable");
+  check_shape(dout, {ids.numel(), dtable.dim(1)}, "embedding_backward", "dout");
+  require_cpu(dtable, "embedding_backward");
+  TESSERA_DISPATCH_FLOAT(dtable.dtype(), "embedding_backward",
+                         cpu::embedding_backward(ids.data<int32_t>(), dout.data<scalar_t>(), vocab_start,
+                                                 dtable.dim(0), static_cast<scalar_t>(scale),
+                                                 dtable.data<scalar_t>(), ids.numel(), dtable.dim(1)));
+}
+
+void add_positions(Tensor& x, int64_t seq_len, int64_t position_offset) {
+  check_ndim(x, 2, "add_positions", "x");
+  TESSERA_CHECK(seq_len > 0 && x.dim(0) % seq_len == 0, "add_positions: ", x.dim(0),
+                " rows are not whole sequences of length ", seq_len);
+  require_cpu(x, "add_positions");
+  TESSERA_DISPATCH_FLOAT(x.dtype(), "add_positions",
+                         cpu::add_positions(x.data<scalar_t>(), x.dim(0), x.dim(1), seq_len, position_offset));
+}
+
+}  // namespace tessera::kernels

@@ -1,0 +1,36 @@
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/dispatch.h"
+
+namespace tessera::kernels {
+
+void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& y,
+                        Tensor& mean, Tensor& rstd) {
+  const int64_t cols = x.dim(-1), rows = x.numel() / cols;
+  check_shape(gamma, {cols}, "layer_norm_forward", "gamma");
+  check_shape(beta, {cols}, "layer_norm_forward", "beta");
+  check_shape(y, x.shape(), "layer_norm_forward", "y");
+  check_shape(mean, {rows}, "layer_norm_forward", "mean");
+  check_shape(rstd, {rows}, "layer_norm_forward", "rstd");
+  require_cpu(x, "layer_norm_forward");
+  TESSERA_DISPATCH_FLOAT(x.dtype(), "layer_norm_forward",
+                         cpu::layer_norm_forward(x.data<scalar_t>(), gamma.data<scalar_t>(), beta.data<scalar_t>(),
+                                                 static_cast<scalar_t>(eps), y.data<scalar_t>(),
+                                                 mean.data<scalar_t>(), rstd.data<scalar_t>(), rows, cols));
+}
+
+void layer_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
+                         const Tensor& dy, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
+  const int64_t cols = x.dim(-1), rows = x.numel() / cols;
+  check_shape(dy, x.shape(), "layer_norm_backward", "dy");
+  check_shape(dx, x.shape(), "layer_norm_backward", "dx");
+  check_shape(dgamma, {cols}, "layer_norm_backward", "dgamma");
+  check_shape(dbeta, {cols}, "layer_norm_backward", "dbeta");
+  check_shape(mean, {rows}, "layer_norm_backward", "mean");
+  require_cpu(x, "layer_norm_backward");
+  TESSERA_DISPATCH_FLOAT(x.dtype(), "layer_norm_backward",
+                         cpu::layer_norm_backward(x.data<scalar_t>(), gamma.data<scalar_t>(), mean.data<scalar_t>(),
+                                                  rstd.data<scalar_t>(), dy.data<scalar_t>(), dx.data<scalar_t>(),
+                                                  dgamma.data<scalar_t>(), dbeta.data<scalar_t>(), rows, cols));
+}
+
+}  // namespace tessera::kernels

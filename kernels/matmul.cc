@@ -1,0 +1,59 @@
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/dispatch.h"
+
+namespace tessera::kernels {
+namespace {
+struct GemmDims {
+  int64_t m, n, k;
+};
+GemmDims gemm_dims(const char* op, const Shape& a, bool ta, const Shape& b, bool tb, const Shape& c) {
+  const size_t r = a.size() - 2;  // index of the row dimension
+  const int64_t m = ta ? a[r + 1] : a[r], ka = ta ? a[r] : a[r + 1];
+  const int64_t kb = tb ? b[r + 1] : b[r], n = tb ? b[r] : b[r + 1];
+  TESSERA_CHECK(ka == kb, op, ": inner dimensions differ: op(a) is ", m, "x", ka, ", op(b) is ", kb,
+                "x", n, " (a ", shape_string(a), ", b ", shape_string(b), ")");
+  TESSERA_CHECK(c[r] == m && c[r + 1] == n, op, ": output c has shape ", shape_string(c),
+                ", expected ", m, "x", n);
+  return {m, n, ka};
+}
+}  // namespace
+
+void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, double alpha,
+            double beta) {
+  check_ndim(a, 2, "matmul", "a");
+  check_ndim(b, 2, "matmul", "b");
+  check_ndim(c, 2, "matmul", "c");
+  check_dtype(b, a.dtype(), "matmul", "b");
+  check_dtype(c, a.dtype(), "matmul", "c");
+  check_same_device(a, b, "matmul");
+  check_same_device(a, c, "matmul");
+  const GemmDims d = gemm_dims("matmul", a.shape(), trans_a, b.shape(), trans_b, c.shape());
+#if defined(TESSERA_WITH_CUDA)
+  if (a.device() == Device::cuda) return cuda::matmul(a, trans_a, b, trans_b, c, alpha, beta);
+#endif
+  TESSERA_DISPATCH_FLOAT(a.dtype(), "matmul",
+                         cpu::gemm<scalar_t>(trans_a, trans_b, d.m, d.n, d.k, alpha, a.data<scalar_t>(),
+                                             b.data<scalar_t>(), beta, c.data<scalar_t>()));
+}
+
+void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
+                    double alpha, double beta) {
+  check_ndim(a, 3, "batched_matmul", "a");
+  check_ndim(b, 3, "batched_matmul", "b");
+  check_ndim(c, 3, "batched_matmul", "c");
+  check_dtype(b, a.dtype(), "batched_matmul", "b");
+  check_dtype(c, a.dtype(), "batched_matmul", "c");
+  check_same_device(a, b, "batched_matmul");
+  check_same_device(a, c, "batched_matmul");
+  TESSERA_CHECK(a.dim(0) == b.dim(0) && a.dim(0) == c.dim(0), "batched_matmul: batch sizes differ (a ",
+                shape_string(a.shape()), ", b ", shape_string(b.shape()), ", c ", shape_string(c.shape()), ")");
+  const GemmDims d = gemm_dims("batched_matmul", a.shape(), trans_a, b.shape(), trans_b, c.shape());
+#if defined(TESSERA_WITH_CUDA)
+  if (a.device() == Device::cuda) return cuda::batched_matmul(a, trans_a, b, trans_b, c, alpha, beta);
+#endif
+  TESSERA_DISPATCH_FLOAT(a.dtype(), "batched_matmul",
+                         cpu::batched_gemm<scalar_t>(trans_a, trans_b, a.dim(0), d.m, d.n, d.k, alpha,
+                                                     a.data<scalar_t>(), b.data<scalar_t>(), beta, c.data<scalar_t>()));
+}
+
+}  // namespace tessera::kernels

@@ -1,0 +1,105 @@
+// Every op Tessera computes, declared once. Each op has shape checks and a dispatch in
+// kernels/<op>.cc, a CPU implementation in kernels/cpu/ (f32 and f64) and, where the CUDA backend
+// has it, a CUDA implementation in kernels/cuda/ (f32). Tensors are row-major and contiguous.
+// Ops that write parameter gradients *add* into them, so micro-batches accumulate.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "kernels/math.h"
+
+namespace tessera::kernels {
+
+// Threads for BLAS and the loops of this process.
+void set_num_threads(int threads);
+int num_threads();
+
+// ---- matrix products -------------------------------------------------------------------------
+// c = alpha * op(a) * op(b) + beta * c, where op(m) is m or its transpose. 2-D operands.
+void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
+            double alpha = 1.0, double beta = 0.0);
+// The same over dimension 0 of 3-D operands: c[i] = alpha * op(a[i]) op(b[i]) + beta * c[i].
+void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
+                    double alpha = 1.0, double beta = 0.0);
+
+// ---- elementwise -----------------------------------------------------------------------------
+void add(const Tensor& a, const Tensor& b, Tensor& out);          // out = a + b
+void axpy(double alpha, const Tensor& x, Tensor& y);              // y += alpha * x
+void scale(Tensor& x, double alpha);                              // x *= alpha
+void add_bias(Tensor& x, const Tensor& bias);                     // x[r, :] += bias
+void bias_backward(const Tensor& dy, Tensor& dbias);              // dbias += sum_r dy[r, :]
+double sum_squares(const Tensor& x);                              // sum of x^2, in double
+
+enum class Activation { relu, gelu };
+// pre = pre + bias (in place, kept for backward); y = act(pre). One pass over memory.
+void bias_activation_forward(Activation act, Tensor& pre, const Tensor& bias, Tensor& y);
+// dpre = dy * act'(pre); dpre may be dy itself.
+void activation_backward(Activation act, const Tensor& pre, const Tensor& dy, Tensor& dpre);
+
+// ---- attention -------------------------------------------------------------------------------
+// [B, S, H*dk] -> [B, H, S, dk] and back.
+void split_heads(const Tensor& x, int64_t heads, Tensor& y);
+void merge_heads(const Tensor& y, Tensor& x);
+// probs = softmax(scale * scores + mask) over the last dimension of scores [B, H, Sq, Sk]. Key j
+// of batch row b is masked when j >= key_lengths[b] (padding) or, if causal, when
+// j > i + (Sk - Sq) for query i (a query sees itself and the keys before it). Masked
+// probabilities are exactly zero; a row with no visible key is all zero.
+void masked_softmax_forward(const Tensor& scores, const Tensor& key_lengths, bool causal,
+                            double scale, Tensor& probs);
+// dscores = scale * probs * (dprobs - sum_j dprobs * probs); dscores may be dprobs itself.
+void masked_softmax_backward(const Tensor& probs, const Tensor& dprobs, double scale, Tensor& dscores);
+
+// ---- layer norm ------------------------------------------------------------------------------
+// y = (x - mean) / sqrt(var + eps) * gamma + beta over the last dimension; mean and rstd [rows]
+// are kept for backward.
+void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
+                        Tensor& y, Tensor& mean, Tensor& rstd);
+// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma; dgamma, dbeta accumulate.
+void layer_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
+                         const Tensor& dy, Tensor& dx, Tensor& dgamma, Tensor& dbeta);
+
+// ---- dropout (Philox, keyed by global coordinates; the mask is recomputed in backward) -------
+// y = residual + mask * x / (1 - p); residual may be undefined (then y = mask * x / (1 - p)).
+void dropout_forward(const DropoutSite& site, const Tensor& x, const Tensor& residual, Tensor& y);
+// dx = mask * dy / (1 - p); dx may be dy itself.
+void dropout_backward(const DropoutSite& site, const Tensor& dy, Tensor& dx);
+
+// ---- embeddings ------------------------------------------------------------------------------
+// Vocabulary-parallel lookup: out[n] = scale * table[ids[n] - vocab_start] when this rank's slice
+// of rows holds ids[n], else zero (the tensor-parallel all-reduce fills in the rest).
+void embedding_forward(const Tensor& ids, const Tensor& table, int64_t vocab_start, double scale,
+                       Tensor& out);
+// dtable[ids[n] - vocab_start] += scale * dout[n] for the ids this slice holds.
+void embedding_backward(const Tensor& ids, const Tensor& dout, int64_t vocab_start, double scale,
+                        Tensor& dtable);
+// x [B*S, d] += PE(s + position_offset) for row b*S + s. Its backward is the identity.
+void add_positions(Tensor& x, int64_t seq_len, int64_t position_offset);
+
+// ---- vocabulary-parallel cross-entropy with label smoothing ---------------------------------
+// The logits [N, Vl] are this rank's slice of the vocabulary, starting at vocab_start; its first
+// real_cols columns are real tokens, the rest padding that never wins. The three steps are
+// separated by all-reduces over the tensor-parallel group (max, then sums).
+void cross_entropy_row_max(const Tensor& logits, int64_t real_cols, Tensor& row_max);
+// sums[n] = {sum_j exp(z_j - max), z_target (0 when another rank owns it), sum_j z_j}.
+void cross_entropy_row_sums(const Tensor& logits, int64_t real_cols, const Tensor& targets,
+                            int64_t vocab_start, const Tensor& row_max, Tensor& sums);
+// Per-row loss (1 - eps) * (logZ - z_t) + eps * (logZ - mean_j z_j), logZ = max + log sum exp,
+// over the whole vocabulary of vocab_size tokens; rows whose target is pad_id have loss 0. Writes
+// dlogits = grad_scale * (softmax - (1 - eps) * onehot - eps / vocab_size) for non-pad rows
+// (zero for pad rows and padded columns); dlogits may be logits itself.
+void cross_entropy_loss_backward(const Tensor& logits, int64_t real_cols, const Tensor& targets,
+                                 int64_t vocab_start, const Tensor& row_max, const Tensor& sums,
+                                 double smoothing, int64_t vocab_size, int32_t pad_id,
+                                 double grad_scale, Tensor& row_loss, Tensor& dlogits);
+// Largest real logit of each row and its global token id (for greedy decoding and accuracy).
+void row_argmax(const Tensor& logits, int64_t real_cols, int64_t vocab_start, Tensor& max_value,
+                Tensor& max_index);
+
+// ---- optimizer -------------------------------------------------------------------------------
+// Adam (Kingma & Ba) with bias correction, on g = grad_scale * grad:
+// m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
+void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, double lr, double beta1,
+               double beta2, double eps, int64_t step, double grad_scale);
+
+}  // namespace tessera::kernels

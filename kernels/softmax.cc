@@ -1,0 +1,31 @@
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/dispatch.h"
+
+namespace tessera::kernels {
+
+void masked_softmax_forward(const Tensor& scores, const Tensor& key_lengths, bool causal, double scale,
+                            Tensor& probs) {
+  check_ndim(scores, 4, "masked_softmax_forward", "scores");
+  check_shape(probs, scores.shape(), "masked_softmax_forward", "probs");
+  check_shape(key_lengths, {scores.dim(0)}, "masked_softmax_forward", "key_lengths");
+  check_dtype(key_lengths, DType::i32, "masked_softmax_forward", "key_lengths");
+  TESSERA_CHECK(!causal || scores.dim(3) >= scores.dim(2), "masked_softmax_forward: causal mask needs at least as many keys (",
+                scores.dim(3), ") as queries (", scores.dim(2), ")");
+  require_cpu(scores, "masked_softmax_forward");
+  TESSERA_DISPATCH_FLOAT(scores.dtype(), "masked_softmax_forward",
+                         cpu::masked_softmax_forward(scores.data<scalar_t>(), key_lengths.data<int32_t>(), causal,
+                                                     static_cast<scalar_t>(scale), probs.data<scalar_t>(),
+                                                     scores.dim(0), scores.dim(1), scores.dim(2), scores.dim(3)));
+}
+
+void masked_softmax_backward(const Tensor& probs, const Tensor& dprobs, double scale, Tensor& dscores) {
+  check_shape(dprobs, probs.shape(), "masked_softmax_backward", "dprobs");
+  check_shape(dscores, probs.shape(), "masked_softmax_backward", "dscores");
+  require_cpu(probs, "masked_softmax_backward");
+  TESSERA_DISPATCH_FLOAT(probs.dtype(), "masked_softmax_backward",
+                         cpu::masked_softmax_backward(probs.data<scalar_t>(), dprobs.data<scalar_t>(),
+                                                      static_cast<scalar_t>(scale), dscores.data<scalar_t>(),
+                                                      probs.numel() / probs.dim(-1), probs.dim(-1)));
+}
+
+}  // namespace tessera::kernels

@@ -1,0 +1,44 @@
+#include "kernels/threads.h"
+
+#include <omp.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "kernels/ops.h"
+
+extern "C" {
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+}
+
+namespace tessera::kernels {
+namespace {
+int g_threads = 1;
+}
+
+void set_num_threads(int threads) {
+  g_threads = threads < 1 ? 1 : threads;
+  omp_set_num_threads(g_threads);
+  openblas_set_num_threads(g_threads);
+}
+
+int num_threads() { return g_threads; }
+
+SingleThreadedBlas::SingleThreadedBlas() : saved_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
+SingleThreadedBlas::~SingleThreadedBlas() { openblas_set_num_threads(saved_); }
+
+int default_threads_per_rank() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  int local_ranks = 1;
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "MPI_LOCALNRANKS"}) {
+    if (const char* v = std::getenv(var)) {
+      local_ranks = std::atoi(v);
+      break;
+    }
+  }
+  const int threads = static_cast<int>(cores) / (local_ranks > 0 ? local_ranks : 1);
+  return threads > 0 ? threads : 1;
+}
+
+}  // namespace tessera::kernels

@@ -1,0 +1,93 @@
+// The one collective-communication interface. Tensor- and data-parallel code talks to a
+// Communicator and never to MPI or NCCL directly: MpiCommunicator moves host buffers,
+// NcclCommunicator moves device buffers, SelfCommunicator stands in for a group of one.
+//
+// Rules every implementation keeps:
+// - Collectives on one communicator are issued in the same order on every rank of the group,
+//   and run in issue order: a blocking call issued while async ones are pending runs after them.
+// - Counts are in elements of the given DType, never in bytes.
+// - Every collective carries a deadline: a rank that waits past it prints which rank, which
+//   collective and which group, and aborts the whole job instead of hanging.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "core/dtype.h"
+
+namespace tessera::parallel {
+
+// avg is sum divided by the group size (for i32 the division truncates toward zero).
+enum class ReduceOp { sum, avg, max };
+
+std::string_view reduce_op_name(ReduceOp op);
+
+// A collective in flight. wait() returns once this rank's part is complete and the buffers may
+// be read; it enforces the communicator's deadline. Destroying a handle without waiting is
+// allowed: the collective still runs, in order. A handle must not outlive its communicator.
+class CollectiveHandle {
+ public:
+  virtual ~CollectiveHandle();
+  virtual void wait() = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator();
+
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // The group this communicator spans: "tp", "dp" or "world"; used in diagnostics.
+  virtual const std::string& group_name() const = 0;
+
+  // In place: afterwards every rank holds op(buf of rank 0, ..., buf of rank size-1).
+  virtual void all_reduce(void* buf, size_t count, DType dtype, ReduceOp op) = 0;
+  // Starts the same all-reduce and returns at once; buf must stay alive until wait() returns.
+  virtual std::unique_ptr<CollectiveHandle> all_reduce_async(void* buf, size_t count,
+                                                             DType dtype, ReduceOp op) = 0;
+  // recv holds size()*send_count elements, rank-major: rank r's send lands at r*send_count.
+  virtual void all_gather(const void* send, void* recv, size_t send_count, DType dtype) = 0;
+  // send holds size()*recv_count elements; rank r receives the reduction of block r.
+  virtual void reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype,
+                              ReduceOp op) = 0;
+  // Copies root's buf into every other rank's buf.
+  virtual void broadcast(void* buf, size_t count, DType dtype, int root) = 0;
+  virtual void barrier() = 0;
+
+  // Typed conveniences: the element type comes from the span.
+  template <typename T>
+  void all_reduce(std::span<T> buf, ReduceOp op) {
+    all_reduce(buf.data(), buf.size(), dtype_of<T>(), op);
+  }
+  template <typename T>
+  std::unique_ptr<CollectiveHandle> all_reduce_async(std::span<T> buf, ReduceOp op) {
+    return all_reduce_async(buf.data(), buf.size(), dtype_of<T>(), op);
+  }
+  template <typename T>
+  void all_gather(std::span<const T> send, std::span<T> recv) {
+    check_span_sizes("all_gather", recv.size(), send.size());
+    all_gather(send.data(), recv.data(), send.size(), dtype_of<T>());
+  }
+  template <typename T>
+  void reduce_scatter(std::span<const T> send, std::span<T> recv, ReduceOp op) {
+    check_span_sizes("reduce_scatter", send.size(), recv.size());
+    reduce_scatter(send.data(), recv.data(), recv.size(), dtype_of<T>(), op);
+  }
+  template <typename T>
+  void broadcast(std::span<T> buf, int root) {
+    broadcast(buf.data(), buf.size(), dtype_of<T>(), root);
+  }
+
+ private:
+  // Throws unless big == size() * small (the layout of gathered and scattered buffers).
+  void check_span_sizes(const char* what, size_t big, size_t small) const;
+};
+
+// The one-line description used by deadline diagnostics, e.g. "all_reduce(count=4096, f32, sum)".
+std::string describe_collective(std::string_view name, size_t count, DType dtype);
+std::string describe_collective(std::string_view name, size_t count, DType dtype, ReduceOp op);
+
+}  // namespace tessera::parallel

@@ -1,0 +1,231 @@
+#include "parallel/mpi_communicator.h"
+
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+
+#include "core/error.h"
+
+// Every MPI call is checked and a failure names the call.
+#define MPI_CHECK(call)                                                                  \
+  do {                                                                                   \
+    int mpi_check_rc = (call);                                                           \
+    TESSERA_CHECK(mpi_check_rc == MPI_SUCCESS, #call, " failed with MPI error ", mpi_check_rc); \
+  } while (0)
+
+namespace tessera::parallel {
+
+struct MpiCommunicator::Op {
+  std::string what;           // e.g. "all_reduce(count=4096, f32, sum)"
+  std::function<void()> run;  // the MPI call(s), run on the progress thread
+  bool done = false;          // guarded by the communicator's mu_
+  std::exception_ptr error;
+};
+
+class MpiCommunicator::Handle final : public CollectiveHandle {
+ public:
+  Handle(MpiCommunicator& comm, std::shared_ptr<Op> op) : comm_(comm), op_(std::move(op)) {}
+  void wait() override { comm_.wait_for(*op_); }
+
+ private:
+  MpiCommunicator& comm_;
+  std::shared_ptr<Op> op_;
+};
+
+namespace {
+
+MPI_Datatype mpi_type(DType dtype, const std::string& what) {
+  switch (dtype) {
+    case DType::f32: return MPI_FLOAT;
+    case DType::f64: return MPI_DOUBLE;
+    case DType::i32: return MPI_INT32_T;
+    case DType::bf16: break;
+  }
+  TESSERA_FAIL(what, ": the MPI communicator does not support ", dtype_name(dtype),
+               " (MPI has no bf16 reduction); convert to f32 or use the NCCL communicator");
+}
+
+// Collectives that only move data carry bf16 as opaque 16-bit words.
+MPI_Datatype mpi_copy_type(DType dtype, const std::string& what) {
+  return dtype == DType::bf16 ? MPI_UINT16_T : mpi_type(dtype, what);
+}
+
+// avg is computed as a sum followed by this division.
+MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::max ? MPI_MAX : MPI_SUM; }
+
+int mpi_count(size_t count, const std::string& what) {
+  TESSERA_CHECK(count <= static_cast<size_t>(INT_MAX), what, ": count exceeds MPI's int limit ",
+                INT_MAX, "; split the buffer");
+  return static_cast<int>(count);
+}
+
+template <typename T>
+void divide(void* buf, size_t count, int n) {
+  T* p = static_cast<T*>(buf);
+  for (size_t i = 0; i < count; ++i) p[i] /= static_cast<T>(n);
+}
+
+void divide_by(void* buf, size_t count, DType dtype, int n) {
+  switch (dtype) {
+    case DType::f32: divide<float>(buf, count, n); break;
+    case DType::f64: divide<double>(buf, count, n); break;
+    case DType::i32: divide<int32_t>(buf, count, n); break;
+    case DType::bf16: break;
+  }
+}
+
+}  // namespace
+
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, std::string group_name, double timeout_s)
+    : group_name_(std::move(group_name)), timeout_s_(timeout_s) {
+  TESSERA_CHECK(timeout_s > 0, "--collective-timeout must be positive, got ", timeout_s);
+  MPI_CHECK(MPI_Comm_dup(comm, &comm_));
+  MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+  MPI_CHECK(MPI_Comm_size(comm_, &size_));
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank_));
+  progress_ = std::thread([this] { progress_loop(); });
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  std::shared_ptr<Op> last;
+  {
+    std::lock_guard lock(mu_);
+    last = last_;
+  }
+  // The queue runs in order, so once the last op is done every op is. Its error, if any, was
+  // already reported to whoever waited on it; a destructor must not throw it again.
+  if (last) {
+    try {
+      wait_for(*last);
+    } catch (const std::exception&) {
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_one();
+  progress_.join();
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Comm_free(&comm_);
+}
+
+std::shared_ptr<MpiCommunicator::Op> MpiCommunicator::submit(std::string what,
+                                                             std::function<void()> run) {
+  auto op = std::make_shared<Op>();
+  op->what = std::move(what);
+  op->run = std::move(run);
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(op);
+    last_ = op;
+  }
+  work_cv_.notify_one();
+  return op;
+}
+
+void MpiCommunicator::progress_loop() {
+  for (;;) {
+    std::shared_ptr<Op> op;
+    {
+      std::unique_lock lock(mu_);
+      work_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and nothing left to run
+      op = queue_.front();
+      queue_.pop_front();
+    }
+    std::exception_ptr error;
+    try {
+      op->run();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    {
+      std::lock_guard lock(mu_);
+      op->done = true;
+      op->error = error;
+      op->run = nullptr;  // release captured state early
+    }
+    done_cv_.notify_all();
+  }
+}
+
+void MpiCommunicator::wait_for(const Op& op) {
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(timeout_s_));
+  std::unique_lock lock(mu_);
+  if (!done_cv_.wait_until(lock, deadline, [&] { return op.done; })) abort_on_timeout(op);
+  if (op.error) std::rethrow_exception(op.error);
+}
+
+void MpiCommunicator::abort_on_timeout(const Op& op) const {
+  std::fprintf(stderr, "tessera: rank %d (world) timed out after %.1f s in %s on group \"%s\" of %d ranks\n",
+               world_rank_, timeout_s_, op.what.c_str(), group_name_.c_str(), size_);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, 124);
+  std::_Exit(124);  // MPI_Abort should not return; make sure this rank never hangs if it does
+}
+
+std::unique_ptr<CollectiveHandle> MpiCommunicator::all_reduce_async(void* buf, size_t count,
+                                                                    DType dtype, ReduceOp op) {
+  std::string what = describe_collective("all_reduce", count, dtype, op);
+  MPI_Datatype type = mpi_type(dtype, what);
+  int n = mpi_count(count, what);
+  auto queued = submit(what, [=, this] {
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, type, mpi_op(op), comm_));
+    if (op == ReduceOp::avg) divide_by(buf, count, dtype, size_);
+  });
+  return std::make_unique<Handle>(*this, std::move(queued));
+}
+
+void MpiCommunicator::all_reduce(void* buf, size_t count, DType dtype, ReduceOp op) {
+  all_reduce_async(buf, count, dtype, op)->wait();
+}
+
+void MpiCommunicator::all_gather(const void* send, void* recv, size_t send_count, DType dtype) {
+  std::string what = describe_collective("all_gather", send_count, dtype);
+  MPI_Datatype type = mpi_copy_type(dtype, what);
+  int n = mpi_count(send_count, what);
+  mpi_count(send_count * static_cast<size_t>(size_), what);
+  // Sending from this rank's own slot of recv is MPI's in-place all-gather.
+  const char* own_slot = static_cast<const char*>(recv) + rank_ * send_count * dtype_size(dtype);
+  const void* source = send == own_slot ? MPI_IN_PLACE : send;
+  wait_for(*submit(what, [=, this] {
+    MPI_CHECK(MPI_Allgather(source, n, type, recv, n, type, comm_));
+  }));
+}
+
+void MpiCommunicator::reduce_scatter(const void* send, void* recv, size_t recv_count,
+                                     DType dtype, ReduceOp op) {
+  std::string what = describe_collective("reduce_scatter", recv_count, dtype, op);
+  MPI_Datatype type = mpi_type(dtype, what);
+  int n = mpi_count(recv_count, what);
+  mpi_count(recv_count * static_cast<size_t>(size_), what);
+  // send == recv means the input is in recv and the result replaces its first block.
+  const void* source = send == recv ? MPI_IN_PLACE : send;
+  wait_for(*submit(what, [=, this] {
+    MPI_CHECK(MPI_Reduce_scatter_block(source, recv, n, type, mpi_op(op), comm_));
+    if (op == ReduceOp::avg) divide_by(recv, recv_count, dtype, size_);
+  }));
+}
+
+void MpiCommunicator::broadcast(void* buf, size_t count, DType dtype, int root) {
+  std::string what = detail::concat("broadcast(count=", count, ", ", dtype_name(dtype),
+                                    ", root=", root, ")");
+  TESSERA_CHECK(root >= 0 && root < size_, what, " on group \"", group_name_, "\" of ", size_,
+                " ranks: root out of range");
+  MPI_Datatype type = mpi_copy_type(dtype, what);
+  int n = mpi_count(count, what);
+  wait_for(*submit(what, [=, this] { MPI_CHECK(MPI_Bcast(buf, n, type, root, comm_)); }));
+}
+
+void MpiCommunicator::barrier() {
+  wait_for(*submit("barrier()", [this] { MPI_CHECK(MPI_Barrier(comm_)); }));
+}
+
+}  // namespace tessera::parallel

@@ -1,0 +1,86 @@
+// Collectives over MPI for host buffers, with a deadline and real compute/communication overlap.
+//
+// Open MPI only moves a non-blocking collective forward while some thread is inside an MPI call,
+// so "start the all-reduce, then compute" would not overlap on its own. Instead each
+// MpiCommunicator owns one progress thread and a FIFO queue: every collective, blocking or not,
+// is queued and the progress thread runs them one after another with the blocking MPI call. An
+// async all-reduce therefore moves data while the caller computes, and a blocking call issued
+// behind pending async ones runs after them, keeping the order identical on every rank.
+// Needs MPI_THREAD_MULTIPLE (see mpi_runtime.h): the progress threads of the tp, dp and world
+// communicators call MPI concurrently.
+#pragma once
+
+#include <mpi.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "parallel/communicator.h"
+
+namespace tessera::parallel {
+
+class MpiCommunicator final : public Communicator {
+ public:
+  // Duplicates comm, so this communicator's traffic never mixes with other users of comm.
+  // timeout_s is the deadline of every collective (the --collective-timeout option): a wait that
+  // lasts longer prints a diagnostic and calls MPI_Abort(MPI_COMM_WORLD, 124).
+  MpiCommunicator(MPI_Comm comm, std::string group_name, double timeout_s);
+  // Finishes the queued collectives (under the deadline), stops the progress thread and frees
+  // the duplicated communicator. Must run before finalize_mpi().
+  ~MpiCommunicator() override;
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  const std::string& group_name() const override { return group_name_; }
+  double timeout_s() const { return timeout_s_; }
+
+  using Communicator::all_gather;
+  using Communicator::all_reduce;
+  using Communicator::all_reduce_async;
+  using Communicator::broadcast;
+  using Communicator::reduce_scatter;
+
+  // Supports f32, f64 and i32; bf16 only in all_gather and broadcast, which just move bits
+  // (reductions reject it: MPI has no bf16 arithmetic).
+  void all_reduce(void* buf, size_t count, DType dtype, ReduceOp op) override;
+  std::unique_ptr<CollectiveHandle> all_reduce_async(void* buf, size_t count, DType dtype,
+                                                     ReduceOp op) override;
+  void all_gather(const void* send, void* recv, size_t send_count, DType dtype) override;
+  void reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype,
+                      ReduceOp op) override;
+  void broadcast(void* buf, size_t count, DType dtype, int root) override;
+  void barrier() override;
+
+ private:
+  struct Op;     // one queued collective, shared by the queue and the handle that waits on it
+  class Handle;  // the CollectiveHandle of an async all-reduce
+
+  std::shared_ptr<Op> submit(std::string what, std::function<void()> run);
+  void progress_loop();
+  // Blocks until op is done; past the deadline prints the diagnostic and aborts the job.
+  void wait_for(const Op& op);
+  [[noreturn]] void abort_on_timeout(const Op& op) const;
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  std::string group_name_;
+  double timeout_s_;
+  int rank_ = 0, size_ = 1, world_rank_ = 0;
+
+  std::mutex mu_;                      // guards queue_, stopping_, every Op's done/error
+  std::condition_variable work_cv_;    // wakes the progress thread
+  std::condition_variable done_cv_;    // wakes waiters when an Op finishes
+  std::deque<std::shared_ptr<Op>> queue_;
+  std::shared_ptr<Op> last_;           // the most recently submitted Op
+  bool stopping_ = false;
+  std::thread progress_;
+};
+
+}  // namespace tessera::parallel

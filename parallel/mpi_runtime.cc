@@ -1,0 +1,45 @@
+#include "parallel/mpi_runtime.h"
+
+#include <mpi.h>
+
+#include "core/error.h"
+
+namespace tessera::parallel {
+namespace {
+
+const char* thread_level_name(int level) {
+  switch (level) {
+    case MPI_THREAD_SINGLE: return "MPI_THREAD_SINGLE";
+    case MPI_THREAD_FUNNELED: return "MPI_THREAD_FUNNELED";
+    case MPI_THREAD_SERIALIZED: return "MPI_THREAD_SERIALIZED";
+    case MPI_THREAD_MULTIPLE: return "MPI_THREAD_MULTIPLE";
+  }
+  return "an unknown thread level";
+}
+
+}  // namespace
+
+void init_mpi(int* argc, char*** argv) {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  int provided = MPI_THREAD_SINGLE;
+  if (initialized) {
+    MPI_Query_thread(&provided);
+  } else {
+    TESSERA_CHECK(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided) == MPI_SUCCESS,
+                  "MPI_Init_thread failed");
+  }
+  TESSERA_CHECK(provided == MPI_THREAD_MULTIPLE,
+                "tessera needs MPI_THREAD_MULTIPLE (collectives run on progress threads) but the "
+                "MPI library provides only ", thread_level_name(provided),
+                "; use an MPI build with thread support (Open MPI: --enable-mpi-thread-multiple)");
+}
+
+void finalize_mpi() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Finalize();
+}
+
+}  // namespace tessera::parallel

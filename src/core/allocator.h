@@ -1,0 +1,27 @@
+// Where tensor storage comes from. CPU memory is 64-byte aligned (one cache line, a full AVX-512
+// vector); CUDA memory comes from the CUDA backend, which registers its allocator at start-up.
+#pragma once
+
+#include <cstddef>
+
+#include "core/dtype.h"
+
+namespace tessera {
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* ptr) = 0;
+  virtual void zero(void* ptr, size_t bytes) = 0;
+  // Copies between this allocator's device and the host (or within the device).
+  virtual void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) = 0;
+};
+
+Allocator& cpu_allocator();
+// The allocator for `device`; throws tessera::Error when that backend is not built or present.
+Allocator& allocator_for(Device device);
+// Called by the CUDA backend to make device memory available.
+void register_cuda_allocator(Allocator* allocator);
+
+}  // namespace tessera

@@ -1,0 +1,21 @@
+// Logging: one line per event, prefixed by time and rank, to stderr. Only rank 0 logs `info` by
+// default; warnings and errors come from every rank.
+#pragma once
+
+#include <string>
+
+#include "core/error.h"
+
+namespace tessera {
+
+enum class LogLevel { debug, info, warn, error };
+
+void log_set_rank(int rank);
+void log_set_level(LogLevel level);
+void log_line(LogLevel level, const std::string& message);
+
+}  // namespace tessera
+
+#define TESSERA_LOG_INFO(...) ::tessera::log_line(::tessera::LogLevel::info, ::tessera::detail::concat(__VA_ARGS__))
+#define TESSERA_LOG_WARN(...) ::tessera::log_line(::tessera::LogLevel::warn, ::tessera::detail::concat(__VA_ARGS__))
+#define TESSERA_LOG_DEBUG(...) ::tessera::log_line(::tessera::LogLevel::debug, ::tessera::detail::concat(__VA_ARGS__))

@@ -1,0 +1,139 @@
+#include "core/tensor.h"
+
+#include <cstring>
+#include <sstream>
+
+#include "core/allocator.h"
+
+namespace tessera {
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string shape_string(const Shape& shape) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  os << "]";
+  return os.str();
+}
+
+Storage::Storage(size_t bytes, Device device)
+    : data_(allocator_for(device).allocate(bytes)), bytes_(bytes), device_(device) {}
+
+Storage::~Storage() { allocator_for(device_).deallocate(data_); }
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  for (int64_t d : shape) TESSERA_CHECK(d >= 0, "negative dimension in shape ", shape_string(shape));
+  Tensor t;
+  t.storage_ = std::make_shared<Storage>(std::max<size_t>(1, shape_numel(shape) * dtype_size(dtype)), device);
+  t.shape_ = shape;
+  t.dtype_ = dtype;
+  return t;
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  t.zero_();
+  return t;
+}
+
+Tensor Tensor::view(int64_t element_offset, const Shape& shape) const {
+  TESSERA_CHECK(defined(), "view of an undefined tensor");
+  const int64_t end = offset_ + element_offset + shape_numel(shape);
+  TESSERA_CHECK(element_offset >= 0 && end * static_cast<int64_t>(dtype_size(dtype_)) <=
+                                           static_cast<int64_t>(storage_->bytes()),
+                "view ", shape_string(shape), " at offset ", element_offset,
+                " runs past the storage of a tensor of shape ", shape_string(shape_));
+  Tensor t = *this;
+  t.offset_ = offset_ + element_offset;
+  t.shape_ = shape;
+  return t;
+}
+
+Tensor Tensor::reshape(const Shape& shape) const {
+  TESSERA_CHECK(shape_numel(shape) == numel(), "cannot reshape ", shape_string(shape_), " to ",
+                shape_string(shape));
+  return view(0, shape);
+}
+
+Tensor Tensor::rows(int64_t begin, int64_t end) const {
+  TESSERA_CHECK(ndim() >= 1 && 0 <= begin && begin <= end && end <= dim(0), "rows [", begin, ", ",
+                end, ") out of range for shape ", shape_string(shape_));
+  Shape s = shape_;
+  s[0] = end - begin;
+  return view(begin * (numel() / std::max<int64_t>(1, dim(0))), s);
+}
+
+void Tensor::zero_() {
+  if (numel() > 0) allocator_for(device()).zero(raw(), bytes());
+}
+
+void Tensor::copy_from(const Tensor& other) {
+  TESSERA_CHECK(other.shape_ == shape_ && other.dtype_ == dtype_, "copy_from: ",
+                shape_string(other.shape_), " ", dtype_name(other.dtype_), " into ",
+                shape_string(shape_), " ", dtype_name(dtype_));
+  if (numel() == 0) return;
+  const Device via = device() == Device::cpu ? other.device() : device();
+  allocator_for(via).copy(raw(), device(), other.raw(), other.device(), bytes());
+}
+
+uint16_t float_to_bf16(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // NaN stays NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+float bf16_to_float(uint16_t x) {
+  uint32_t bits = static_cast<uint32_t>(x) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+namespace {
+double load_as_double(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::f32: return static_cast<const float*>(p)[i];
+    case DType::f64: return static_cast<const double*>(p)[i];
+    case DType::bf16: return bf16_to_float(static_cast<const uint16_t*>(p)[i]);
+    case DType::i32: return static_cast<const int32_t*>(p)[i];
+  }
+  return 0;
+}
+void store_from_double(void* p, DType t, int64_t i, double v) {
+  switch (t) {
+    case DType::f32: static_cast<float*>(p)[i] = static_cast<float>(v); break;
+    case DType::f64: static_cast<double*>(p)[i] = v; break;
+    case DType::bf16: static_cast<uint16_t*>(p)[i] = float_to_bf16(static_cast<float>(v)); break;
+    case DType::i32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v); break;
+  }
+}
+}  // namespace
+
+Tensor Tensor::to(DType dtype) const {
+  TESSERA_CHECK(device() == Device::cpu, "dtype conversion runs on host tensors");
+  Tensor out = empty(shape_, dtype);
+  const int64_t n = numel();
+  for (int64_t i = 0; i < n; ++i) store_from_double(out.raw(), dtype, i, load_as_double(raw(), dtype_, i));
+  return out;
+}
+
+Tensor Tensor::to(Device device) const {
+  Tensor out = empty(shape_, dtype_, device);
+  out.copy_from(*this);
+  return out;
+}
+
+Tensor Tensor::clone() const {
+  Tensor out = empty(shape_, dtype_, device());
+  out.copy_from(*this);
+  return out;
+}
+
+}  // namespace tessera

@@ -1,0 +1,114 @@
+#include "model/attention.h"
+
+#include <cmath>
+
+#include "kernels/ops.h"
+
+namespace tessera::model {
+
+MultiHeadAttention::MultiHeadAttention(ParameterStore& store, const std::string& name, int64_t d_model,
+                                       int64_t heads, bool causal, float attention_dropout, uint32_t dropout_site,
+                                       parallel::Communicator& tp)
+    : d_model_(d_model),
+      local_heads_(heads / tp.size()),
+      d_head_(d_model / heads),
+      head_offset_(heads / tp.size() * tp.rank()),
+      causal_(causal),
+      attention_dropout_(attention_dropout),
+      site_id_(dropout_site),
+      q_(store, name + ".q", d_model, d_model, tp),
+      k_(store, name + ".k", d_model, d_model, tp),
+      v_(store, name + ".v", d_model, d_model, tp),
+      out_(store, name + ".out", d_model, d_model, tp) {}
+
+namespace {
+// [B, S, w] -> [B, heads, S, w/heads]
+Tensor to_heads(const Tensor& x, int64_t b, int64_t s, int64_t heads) {
+  Tensor y = Tensor::empty({b, heads, s, x.dim(-1) / heads}, x.dtype());
+  kernels::split_heads(x.reshape({b, s, x.dim(-1)}), heads, y);
+  return y;
+}
+Tensor from_heads(const Tensor& y) {
+  Tensor x = Tensor::empty({y.dim(0) * y.dim(2), y.dim(1) * y.dim(3)}, y.dtype());
+  Tensor x3 = x.reshape({y.dim(0), y.dim(2), y.dim(1) * y.dim(3)});
+  kernels::merge_heads(y, x3);
+  return x;
+}
+}  // namespace
+
+Tensor MultiHeadAttention::forward(const StepContext& ctx, const Tensor& xq, const Tensor& xkv,
+                                   const Tensor& key_lengths) {
+  const int64_t b = xq.dim(0), sq = xq.dim(1), sk = xkv.dim(1), w = local_heads_ * d_head_;
+  const DType dt = xq.dtype();
+  const Tensor xq2 = xq.reshape({b * sq, d_model_}), xkv2 = xkv.reshape({b * sk, d_model_});
+  Tensor q = Tensor::empty({b * sq, w}, dt), k = Tensor::empty({b * sk, w}, dt), v = Tensor::empty({b * sk, w}, dt);
+  q_.forward(xq2, q);
+  k_.forward(xkv2, k);
+  v_.forward(xkv2, v);
+  qh_ = to_heads(q, b, sq, local_heads_);
+  kh_ = to_heads(k, b, sk, local_heads_);
+  vh_ = to_heads(v, b, sk, local_heads_);
+
+  // scores = Q K^T per (batch, head); the softmax applies 1/sqrt(d_k) and the masks in place.
+  const int64_t bh = b * local_heads_;
+  probs_ = Tensor::empty({b, local_heads_, sq, sk}, dt);
+  Tensor scores3 = probs_.reshape({bh, sq, sk});
+  kernels::batched_matmul(qh_.reshape({bh, sq, d_head_}), false, kh_.reshape({bh, sk, d_head_}), true, scores3);
+  kernels::masked_softmax_forward(probs_, key_lengths, causal_, 1.0 / std::sqrt(static_cast<double>(d_head_)),
+                                  probs_);
+
+  // Dropout on the probabilities, keyed by (sentence, global head, query, key).
+  site_ = ctx.activation_site(attention_dropout_, RngPurpose::dropout_attention, site_id_, local_heads_ * sq);
+  site_.inner_rows = sq;
+  site_.head_offset = head_offset_;
+  Tensor dropped = probs_;
+  if (site_.p > 0) {
+    dropped = Tensor::empty(probs_.shape(), dt);
+    kernels::dropout_forward(site_, probs_, Tensor(), dropped);
+  }
+  Tensor ctx_heads = Tensor::empty({b, local_heads_, sq, d_head_}, dt);
+  Tensor ctx3 = ctx_heads.reshape({bh, sq, d_head_});
+  kernels::batched_matmul(dropped.reshape({bh, sq, sk}), false, vh_.reshape({bh, sk, d_head_}), false, ctx3);
+
+  Tensor out = Tensor::empty({b * sq, d_model_}, dt);
+  out_.forward(from_heads(ctx_heads), out);
+  return out.reshape({b, sq, d_model_});
+}
+
+void MultiHeadAttention::backward(const Tensor& dout, Tensor& dxq_partial, Tensor& dxkv_partial) {
+  const int64_t b = probs_.dim(0), sq = probs_.dim(2), sk = probs_.dim(3), w = local_heads_ * d_head_;
+  const int64_t bh = b * local_heads_;
+  const DType dt = dout.dtype();
+  Tensor dctx = Tensor::empty({b * sq, w}, dt);
+  out_.backward(dout.reshape({b * sq, d_model_}), dctx);
+  Tensor dctx_heads = to_heads(dctx, b, sq, local_heads_);
+
+  Tensor dropped = probs_;
+  if (site_.p > 0) {
+    dropped = Tensor::empty(probs_.shape(), dt);
+    kernels::dropout_forward(site_, probs_, Tensor(), dropped);
+  }
+  // ctx = P V: dP = dctx V^T, dV = P^T dctx.
+  Tensor dprobs = Tensor::empty(probs_.shape(), dt), dvh = Tensor::empty(vh_.shape(), dt);
+  Tensor dprobs3 = dprobs.reshape({bh, sq, sk}), dvh3 = dvh.reshape({bh, sk, d_head_});
+  kernels::batched_matmul(dctx_heads.reshape({bh, sq, d_head_}), false, vh_.reshape({bh, sk, d_head_}), true, dprobs3);
+  kernels::batched_matmul(dropped.reshape({bh, sq, sk}), true, dctx_heads.reshape({bh, sq, d_head_}), false, dvh3);
+  if (site_.p > 0) kernels::dropout_backward(site_, dprobs, dprobs);
+  kernels::masked_softmax_backward(probs_, dprobs, 1.0 / std::sqrt(static_cast<double>(d_head_)), dprobs);
+  // scores = Q K^T: dQ = dS K, dK = dS^T Q.
+  Tensor dqh = Tensor::empty(qh_.shape(), dt), dkh = Tensor::empty(kh_.shape(), dt);
+  Tensor dqh3 = dqh.reshape({bh, sq, d_head_}), dkh3 = dkh.reshape({bh, sk, d_head_});
+  kernels::batched_matmul(dprobs3, false, kh_.reshape({bh, sk, d_head_}), false, dqh3);
+  kernels::batched_matmul(dprobs3, true, qh_.reshape({bh, sq, d_head_}), false, dkh3);
+
+  dxq_partial = Tensor::empty({b * sq, d_model_}, dt);
+  dxkv_partial = Tensor::empty({b * sk, d_model_}, dt);
+  q_.backward(from_heads(dqh), dxq_partial, false);
+  k_.backward(from_heads(dkh), dxkv_partial, false);
+  v_.backward(from_heads(dvh), dxkv_partial, true);
+  dxq_partial = dxq_partial.reshape({b, sq, d_model_});
+  dxkv_partial = dxkv_partial.reshape({b, sk, d_model_});
+  qh_ = kh_ = vh_ = probs_ = Tensor();
+}
+
+}  // namespace tessera::model

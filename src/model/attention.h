@@ -1,0 +1,45 @@
+// Multi-head scaled dot-product attention, softmax(Q K^T / sqrt(d_k) + mask) V, with its heads
+// split across the tensor-parallel group: Q, K and V are column-parallel (rank r computes heads
+// [r h/tp, (r+1) h/tp) with no communication) and the output projection is row-parallel (one
+// all-reduce in forward). Self-attention reads one input; cross-attention reads queries from the
+// decoder and keys/values from the encoder output ("memory").
+#pragma once
+
+#include <string>
+
+#include "core/tensor.h"
+#include "model/context.h"
+#include "model/parameters.h"
+#include "parallel/communicator.h"
+#include "parallel/tensor_parallel_linear.h"
+
+namespace tessera::model {
+
+class MultiHeadAttention {
+ public:
+  MultiHeadAttention(ParameterStore& store, const std::string& name, int64_t d_model, int64_t heads,
+                     bool causal, float attention_dropout, uint32_t dropout_site, parallel::Communicator& tp);
+  int first_param() const { return q_.first_param(); }
+  int last_param() const { return out_.last_param(); }
+
+  // xq [B, Sq, d] queries, xkv [B, Sk, d] keys and values (the same tensor for self-attention);
+  // key_lengths [B] masks padded keys. Returns [B, Sq, d], complete on every rank.
+  Tensor forward(const StepContext& ctx, const Tensor& xq, const Tensor& xkv, const Tensor& key_lengths);
+  // Returns the partial (per-rank) gradients of xq and xkv; the caller all-reduces them over tp.
+  // For self-attention, pass the same tensor twice in forward and add the two in backward.
+  void backward(const Tensor& dout, Tensor& dxq_partial, Tensor& dxkv_partial);
+
+ private:
+  int64_t d_model_, local_heads_, d_head_, head_offset_;
+  bool causal_;
+  float attention_dropout_;
+  uint32_t site_id_;
+  parallel::ColumnParallelLinear q_, k_, v_;
+  parallel::RowParallelLinear out_;
+  // Kept for backward: heads-major Q, K, V [B, h/tp, S, d_k], the softmax probabilities
+  // [B, h/tp, Sq, Sk] before dropout, and the dropout site.
+  Tensor qh_, kh_, vh_, probs_;
+  kernels::DropoutSite site_;
+};
+
+}  // namespace tessera::model

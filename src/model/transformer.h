@@ -1,0 +1,72 @@
+// The encoder-decoder of "Attention Is All You Need", sharded over a tensor-parallel group.
+//
+// Step, top to bottom: embed source and target (shared, scaled, vocabulary-parallel) + sinusoidal
+// positions + dropout; N encoder layers; N decoder layers over the encoder output; project onto
+// the tied embedding (logits stay vocabulary-sharded); label-smoothed cross-entropy. Backward runs
+// the same path in reverse and tells the parameter store as each layer's gradients complete, so
+// data parallelism can start reducing them while the rest of backward runs.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "model/batch.h"
+#include "model/config.h"
+#include "model/context.h"
+#include "model/decoder_layer.h"
+#include "model/encoder_layer.h"
+#include "model/layer_norm.h"
+#include "model/parameters.h"
+#include "parallel/vocab_parallel_cross_entropy.h"
+#include "parallel/vocab_parallel_embedding.h"
+
+namespace tessera::model {
+
+struct LossStats {
+  double loss_sum = 0;  // summed over target tokens
+  int64_t tokens = 0;
+  int64_t correct = 0;  // targets predicted by the argmax (teacher forcing)
+};
+
+class Transformer {
+ public:
+  // Declares every parameter in `store` (call store.finalize afterwards).
+  Transformer(const ModelConfig& cfg, ParameterStore& store, parallel::Communicator& tp);
+
+  const ModelConfig& config() const { return cfg_; }
+
+  // Forward and backward on one batch slice. Parameter gradients accumulate into the store,
+  // scaled by grad_scale (1 / target tokens of the global batch, so the summed gradient is that
+  // of the mean loss). With notify, the store's grads-ready hook fires as each layer completes.
+  LossStats forward_backward(const Batch& batch, const StepContext& ctx, double grad_scale, bool notify_grads_ready);
+  // Forward only, no dropout.
+  LossStats evaluate(const Batch& batch);
+
+  // Greedy decoding: for each source sentence, the argmax token at each step until eos or
+  // max_len tokens. Returns the ids without bos/eos.
+  std::vector<std::vector<int32_t>> greedy_decode(const Tensor& src, const Tensor& src_lengths, int64_t max_len);
+
+ private:
+  struct ParamRange {
+    int first, last;
+  };
+  Tensor embed(const StepContext& ctx, const Tensor& ids, uint32_t site);
+  void embed_backward(const Tensor& ids, const Tensor& dx, const StepContext& ctx, uint32_t site);
+  Tensor encode(const StepContext& ctx, const Tensor& src, const Tensor& src_lengths);
+  Tensor decode(const StepContext& ctx, const Tensor& tgt_in, const Tensor& tgt_lengths, const Tensor& memory,
+                const Tensor& src_lengths);
+  void notify(const ParamRange& r) const;
+
+  ModelConfig cfg_;
+  ParameterStore& store_;
+  parallel::Communicator& tp_;
+  parallel::VocabParallelEmbedding embedding_;
+  std::vector<std::unique_ptr<EncoderLayer>> encoder_;
+  std::vector<std::unique_ptr<DecoderLayer>> decoder_;
+  std::vector<ParamRange> encoder_params_, decoder_params_;
+  std::unique_ptr<LayerNorm> encoder_norm_, decoder_norm_;  // pre-LN only
+  uint32_t source_site_ = 0, target_site_ = 1;
+  bool notify_ = false;
+};
+
+}  // namespace tessera::model
