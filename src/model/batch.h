@@ -2,10 +2,16 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 
 namespace tessera::model {
+
+// One sentence pair as token ids, without bos/eos.
+struct TokenPair {
+  std::vector<int32_t> src, tgt;
+};
 
 struct Batch {
   Tensor src;          // [B, S] i32 source ids, padded with pad_id
@@ -18,6 +24,10 @@ struct Batch {
   int64_t size() const { return src.defined() ? src.dim(0) : 0; }
   int64_t target_tokens() const;  // sum of tgt_lengths
   int64_t source_tokens() const;  // sum of src_lengths
+
+  // Pads pairs[begin, end) into a batch: src = x1..xm eos; tgt_in = bos y1..yn; tgt_out = y1..yn eos.
+  static Batch from_pairs(const std::vector<TokenPair>& pairs, size_t begin, size_t end, int64_t sentence_offset,
+                          int32_t pad_id, int32_t bos_id, int32_t eos_id);
 };
 
 }  // namespace tessera::model

@@ -5,24 +5,24 @@
 namespace tessera::model {
 
 void ModelConfig::validate(int tp) const {
-  TESSERA_CHECK(vocab_size > 4, "model.vocab-size: ", vocab_size, " leaves no room beyond pad/unk/bos/eos");
-  TESSERA_CHECK(d_model > 0, "model.d-model: must be positive, got ", d_model);
-  TESSERA_CHECK(d_ff > 0, "model.d-ff: must be positive, got ", d_ff);
-  TESSERA_CHECK(heads > 0, "model.heads: must be positive, got ", heads);
-  TESSERA_CHECK(d_model % heads == 0, "model.heads: ", heads, " heads do not divide model.d-model = ", d_model);
-  TESSERA_CHECK(encoder_layers > 0, "model.encoder-layers: must be positive, got ", encoder_layers);
-  TESSERA_CHECK(decoder_layers > 0, "model.decoder-layers: must be positive, got ", decoder_layers);
-  TESSERA_CHECK(dropout >= 0 && dropout < 1, "model.dropout: ", dropout, " is not a probability in [0, 1)");
-  TESSERA_CHECK(attention_dropout >= 0 && attention_dropout < 1, "model.attention-dropout: ", attention_dropout,
+  TESSERA_CHECK(vocab_size > 4, "--vocab-size: ", vocab_size, " leaves no room beyond pad/unk/bos/eos");
+  TESSERA_CHECK(d_model > 0, "--d-model: must be positive, got ", d_model);
+  TESSERA_CHECK(d_ff > 0, "--d-ff: must be positive, got ", d_ff);
+  TESSERA_CHECK(heads > 0, "--heads: must be positive, got ", heads);
+  TESSERA_CHECK(d_model % heads == 0, "--heads: ", heads, " heads do not divide --d-model = ", d_model);
+  TESSERA_CHECK(encoder_layers > 0, "--encoder-layers: must be positive, got ", encoder_layers);
+  TESSERA_CHECK(decoder_layers > 0, "--decoder-layers: must be positive, got ", decoder_layers);
+  TESSERA_CHECK(dropout >= 0 && dropout < 1, "--dropout: ", dropout, " is not a probability in [0, 1)");
+  TESSERA_CHECK(attention_dropout >= 0 && attention_dropout < 1, "--attention-dropout: ", attention_dropout,
                 " is not a probability in [0, 1)");
-  TESSERA_CHECK(activation == "relu" || activation == "gelu", "model.activation: '", activation,
+  TESSERA_CHECK(activation == "relu" || activation == "gelu", "--activation: '", activation,
                 "' is not one of relu, gelu");
-  TESSERA_CHECK(label_smoothing >= 0 && label_smoothing < 1, "model.label-smoothing: ", label_smoothing,
+  TESSERA_CHECK(label_smoothing >= 0 && label_smoothing < 1, "--label-smoothing: ", label_smoothing,
                 " is not in [0, 1)");
   TESSERA_CHECK(tp >= 1, "--tensor-parallel: must be at least 1, got ", tp);
-  TESSERA_CHECK(heads % tp == 0, "--tensor-parallel: ", tp, " ranks do not divide model.heads = ", heads,
+  TESSERA_CHECK(heads % tp == 0, "--tensor-parallel: ", tp, " ranks do not divide --heads = ", heads,
                 " (each rank must own whole attention heads)");
-  TESSERA_CHECK(d_ff % tp == 0, "--tensor-parallel: ", tp, " ranks do not divide model.d-ff = ", d_ff);
+  TESSERA_CHECK(d_ff % tp == 0, "--tensor-parallel: ", tp, " ranks do not divide --d-ff = ", d_ff);
 }
 
 int64_t ModelConfig::parameter_count(int tp) const {

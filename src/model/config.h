@@ -21,7 +21,7 @@ struct ModelConfig {
   int32_t pad_id = 0, unk_id = 1, bos_id = 2, eos_id = 3;
 
   int64_t d_head() const { return d_model / heads; }
-  // Throws tessera::Error naming the option at fault (model.heads, model.dropout, ...), also
+  // Throws tessera::Error naming the option at fault (--heads, --dropout, ...), also
   // for a tensor-parallel size that does not divide the heads or the FFN width.
   void validate(int tensor_parallel = 1) const;
   // Parameters of the global model (embedding counted once, padded to a multiple of tp).

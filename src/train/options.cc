@@ -1,0 +1,181 @@
+#include "train/options.h"
+
+#include <boost/program_options.hpp>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace tessera::train {
+namespace po = boost::program_options;
+
+namespace {
+
+// Every option, grouped by topic for --help; `o` is bound to the fields it fills.
+struct OptionGroup {
+  std::string title;
+  po::options_description options;
+};
+
+std::vector<OptionGroup> option_groups(TrainOptions& o) {
+  po::options_description general("General");
+  general.add_options()
+      ("help,h", "print this help and exit")
+      ("config,c", po::value<std::vector<std::string>>()->composing(),
+       "config file(s); later files override earlier ones, the command line overrides all")
+      ("dump-config", "print the merged configuration and exit");
+
+  po::options_description model("Model (Vaswani et al. 2017, Table 3)");
+  model.add_options()
+      ("vocab-size", po::value(&o.model.vocab_size)->default_value(o.model.vocab_size), "shared source/target vocabulary size")
+      ("d-model", po::value(&o.model.d_model)->default_value(o.model.d_model), "model width")
+      ("d-ff", po::value(&o.model.d_ff)->default_value(o.model.d_ff), "feed-forward inner width")
+      ("heads", po::value(&o.model.heads)->default_value(o.model.heads), "attention heads")
+      ("encoder-layers", po::value(&o.model.encoder_layers)->default_value(o.model.encoder_layers), "encoder layers")
+      ("decoder-layers", po::value(&o.model.decoder_layers)->default_value(o.model.decoder_layers), "decoder layers")
+      ("dropout", po::value(&o.model.dropout)->default_value(o.model.dropout), "dropout on sublayer outputs and embeddings")
+      ("attention-dropout", po::value(&o.model.attention_dropout)->default_value(o.model.attention_dropout), "dropout on attention probabilities")
+      ("activation", po::value(&o.model.activation)->default_value(o.model.activation), "feed-forward activation: relu | gelu")
+      ("pre-ln", po::value(&o.model.pre_ln)->default_value(o.model.pre_ln), "pre-LN sublayers with a final LN (default: post-LN, the paper)")
+      ("label-smoothing", po::value(&o.model.label_smoothing)->default_value(o.model.label_smoothing), "label smoothing epsilon");
+
+  po::options_description training("Training");
+  training.add_options()
+      ("steps", po::value(&o.steps)->default_value(o.steps), "optimizer steps")
+      ("warmup", po::value(&o.warmup)->default_value(o.warmup), "learning-rate warm-up steps")
+      ("lr-factor", po::value(&o.lr_factor)->default_value(o.lr_factor), "factor on d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)")
+      ("adam-beta1", po::value(&o.adam_beta1)->default_value(o.adam_beta1), "Adam beta1")
+      ("adam-beta2", po::value(&o.adam_beta2)->default_value(o.adam_beta2), "Adam beta2")
+      ("adam-eps", po::value(&o.adam_eps)->default_value(o.adam_eps), "Adam epsilon")
+      ("clip-norm", po::value(&o.clip_norm)->default_value(o.clip_norm), "clip the global gradient norm to this (0: off)")
+      ("batch-sentences", po::value(&o.batch_sentences)->default_value(o.batch_sentences), "synthetic tasks: sentences per global batch")
+      ("max-tokens", po::value(&o.max_tokens)->default_value(o.max_tokens), "corpus: source + target tokens per global batch")
+      ("accumulate", po::value(&o.accumulate)->default_value(o.accumulate), "micro-batches per step on each data-parallel rank")
+      ("seed", po::value(&o.seed)->default_value(o.seed), "seed of weights, dropout and data order")
+      ("log-every", po::value(&o.log_every)->default_value(o.log_every), "log every N steps")
+      ("valid-every", po::value(&o.valid_every)->default_value(o.valid_every), "validate every N steps (0: at the end)");
+
+  po::options_description data("Data");
+  data.add_options()
+      ("task", po::value(&o.task)->default_value(o.task), "copy | reverse (synthetic) | corpus (--data-dir)")
+      ("min-len", po::value(&o.min_len)->default_value(o.min_len), "synthetic tasks: shortest sequence")
+      ("max-len", po::value(&o.max_len)->default_value(o.max_len), "synthetic tasks: longest sequence")
+      ("data-dir", po::value(&o.data_dir)->default_value(o.data_dir), "corpus prepared by tessera-prep");
+
+  po::options_description parallel("Parallelism and runtime");
+  parallel.add_options()
+      ("tensor-parallel", po::value(&o.tensor_parallel)->default_value(o.tensor_parallel), "ranks per tensor-parallel group (split heads, FFN, vocabulary)")
+      ("data-parallel", po::value(&o.data_parallel)->default_value(o.data_parallel), "data-parallel replicas; tp * dp = MPI world size")
+      ("bucket-mb", po::value(&o.bucket_mb)->default_value(o.bucket_mb), "gradient all-reduce bucket size in MiB")
+      ("collective-timeout", po::value(&o.collective_timeout)->default_value(o.collective_timeout), "seconds a collective may wait before the job aborts")
+      ("threads", po::value(&o.threads)->default_value(o.threads), "threads per rank for BLAS and loops (0: cores / ranks on the node)")
+      ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "where the merged configuration and logs go");
+  return {{"General", general}, {"Model", model}, {"Training", training}, {"Data", data},
+          {"Parallelism and runtime", parallel}};
+}
+
+po::options_description all_options(TrainOptions& o) {
+  po::options_description all("tessera-train: train the Transformer encoder-decoder");
+  for (auto& g : option_groups(o)) all.add(g.options);
+  return all;
+}
+
+// The value of option `name` as config-file text.
+std::string value_text(const po::variable_value& v) {
+  const auto& a = v.value();
+  std::ostringstream os;
+  if (auto p = boost::any_cast<int64_t>(&a)) os << *p;
+  else if (auto p = boost::any_cast<uint64_t>(&a)) os << *p;
+  else if (auto p = boost::any_cast<int>(&a)) os << *p;
+  else if (auto p = boost::any_cast<double>(&a)) os << *p;
+  else if (auto p = boost::any_cast<float>(&a)) os << *p;
+  else if (auto p = boost::any_cast<bool>(&a)) os << (*p ? "true" : "false");
+  else if (auto p = boost::any_cast<std::string>(&a)) os << *p;
+  return os.str();
+}
+
+}  // namespace
+
+std::string TrainOptions::dump() const {
+  // A description whose defaults are this object's values: parsing nothing yields exactly them.
+  TrainOptions copy = *this;
+  po::variables_map vm;
+  po::store(po::command_line_parser(std::vector<std::string>{}).options(all_options(copy)).run(), vm);
+  std::ostringstream os;
+  os << "# tessera-train merged configuration\n";
+  for (auto& group : option_groups(copy)) {
+    if (group.title == "General") continue;
+    os << "\n# " << group.title << "\n";
+    for (const auto& opt : group.options.options()) {
+      const std::string& name = opt->long_name();
+      if (name == "help" || name == "config" || name == "dump-config") continue;
+      os << name << " = " << value_text(vm[name]) << "\n";
+    }
+  }
+  return os.str();
+}
+
+void TrainOptions::validate() const {
+  model.validate(tensor_parallel);
+  TESSERA_CHECK(steps >= 0, "--steps: must not be negative, got ", steps);
+  TESSERA_CHECK(warmup > 0, "--warmup: must be positive, got ", warmup);
+  TESSERA_CHECK(lr_factor > 0, "--lr-factor: must be positive, got ", lr_factor);
+  TESSERA_CHECK(adam_beta1 >= 0 && adam_beta1 < 1, "--adam-beta1: ", adam_beta1, " is not in [0, 1)");
+  TESSERA_CHECK(adam_beta2 >= 0 && adam_beta2 < 1, "--adam-beta2: ", adam_beta2, " is not in [0, 1)");
+  TESSERA_CHECK(adam_eps > 0, "--adam-eps: must be positive, got ", adam_eps);
+  TESSERA_CHECK(clip_norm >= 0, "--clip-norm: must not be negative, got ", clip_norm);
+  TESSERA_CHECK(accumulate >= 1, "--accumulate: must be at least 1, got ", accumulate);
+  TESSERA_CHECK(log_every >= 1, "--log-every: must be at least 1, got ", log_every);
+  TESSERA_CHECK(valid_every >= 0, "--valid-every: must not be negative, got ", valid_every);
+  TESSERA_CHECK(data_parallel >= 1, "--data-parallel: must be at least 1, got ", data_parallel);
+  TESSERA_CHECK(bucket_mb > 0, "--bucket-mb: must be positive, got ", bucket_mb);
+  TESSERA_CHECK(collective_timeout > 0, "--collective-timeout: must be positive, got ", collective_timeout);
+  TESSERA_CHECK(threads >= 0, "--threads: must not be negative, got ", threads);
+  if (task == "corpus") {
+    TESSERA_CHECK(!data_dir.empty(), "--data-dir: --task corpus needs the directory written by tessera-prep");
+    TESSERA_CHECK(max_tokens > 0, "--max-tokens: must be positive, got ", max_tokens);
+  } else {
+    TESSERA_CHECK(task == "copy" || task == "reverse", "--task: '", task, "' is not one of copy, reverse, corpus");
+    TESSERA_CHECK(min_len >= 1 && min_len <= max_len, "--min-len/--max-len: need 1 <= min-len <= max-len, got ",
+                  min_len, " and ", max_len);
+    TESSERA_CHECK(batch_sentences >= data_parallel * accumulate, "--batch-sentences: ", batch_sentences,
+                  " sentences cannot be cut into --data-parallel ", data_parallel, " x --accumulate ", accumulate,
+                  " non-empty micro-batches");
+  }
+}
+
+std::optional<TrainOptions> parse_train_options(int argc, char** argv, bool print) {
+  TrainOptions o;
+  const po::options_description all = all_options(o);
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, all), vm);
+    if (vm.count("config")) {
+      for (const std::string& file : vm["config"].as<std::vector<std::string>>()) {
+        std::ifstream in(file);
+        TESSERA_CHECK(in.good(), "--config: cannot open config file '", file, "'");
+        try {
+          po::store(po::parse_config_file(in, all), vm);
+        } catch (const po::error& e) {
+          TESSERA_FAIL("config file '", file, "': ", e.what());
+        }
+      }
+    }
+    if (vm.count("help")) {
+      if (print) std::cout << all << "\n";
+      return std::nullopt;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    TESSERA_FAIL(e.what());
+  }
+  o.validate();
+  if (vm.count("dump-config")) {
+    if (print) std::cout << o.dump();
+    return std::nullopt;
+  }
+  return o;
+}
+
+}  // namespace tessera::train

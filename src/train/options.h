@@ -1,0 +1,53 @@
+// tessera-train's options: presets in config files (configs/*.cfg), later files overriding
+// earlier ones and the command line overriding both (as in Marian), validated together, and
+// printable as one merged configuration (--dump-config) that reproduces the run.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace tessera::train {
+
+struct TrainOptions {
+  model::ModelConfig model;
+
+  // training
+  int64_t steps = 1000;
+  int64_t warmup = 4000;
+  double lr_factor = 1.0;
+  double adam_beta1 = 0.9, adam_beta2 = 0.98, adam_eps = 1e-9;
+  double clip_norm = 0;  // 0: no clipping
+  int64_t batch_sentences = 64;  // synthetic tasks: sentences per global batch
+  int64_t max_tokens = 4096;     // corpus: source + target tokens per global batch
+  int64_t accumulate = 1;        // micro-batches per step and data-parallel rank
+  uint64_t seed = 1;
+  int64_t log_every = 10;
+  int64_t valid_every = 0;       // 0: validate only at the end
+
+  // data
+  std::string task = "reverse";  // copy | reverse | corpus
+  int64_t min_len = 4, max_len = 12;
+  std::string data_dir;
+
+  // parallelism and runtime
+  int tensor_parallel = 1, data_parallel = 1;
+  double bucket_mb = 4;
+  double collective_timeout = 300;
+  int threads = 0;  // 0: cores on the node divided among its ranks
+  std::string out_dir;
+
+  // The merged configuration as config-file text.
+  std::string dump() const;
+  // Throws tessera::Error naming the option at fault.
+  void validate() const;
+};
+
+// Parses argv (with --config files). Returns nullopt after printing --help or --dump-config
+// output (the caller exits 0). Throws tessera::Error for bad input, naming the option or file.
+std::optional<TrainOptions> parse_train_options(int argc, char** argv, bool print);
+
+}  // namespace tessera::train

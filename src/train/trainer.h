@@ -1,0 +1,65 @@
+// One training step across the process grid, top to bottom:
+//   1. every rank holds the same global batch; it is cut into data-parallel slices (contiguous
+//      sentence ranges) and each slice into --accumulate micro-batches;
+//   2. forward + backward on each micro-batch, gradients scaled by 1 / (target tokens of the
+//      global batch); on the last micro-batch, gradient buckets start their data-parallel
+//      all-reduce as backward completes each layer;
+//   3. wait for the buckets, take the global gradient norm, clip, and apply Adam with the
+//      paper's learning-rate schedule.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "model/transformer.h"
+#include "parallel/gradient_buckets.h"
+#include "parallel/process_grid.h"
+#include "train/optimizer.h"
+#include "train/options.h"
+
+namespace tessera::train {
+
+struct StepStats {
+  int64_t step = 0;
+  double loss = 0;        // mean label-smoothed loss per target token (global batch)
+  double accuracy = 0;    // teacher-forced argmax accuracy
+  double lr = 0;
+  double grad_norm = 0;   // before clipping
+  int64_t target_tokens = 0, source_tokens = 0;
+  double seconds = 0;
+};
+
+struct EvalStats {
+  double loss = 0;        // mean label-smoothed loss per target token
+  double accuracy = 0;    // teacher-forced accuracy
+  int64_t tokens = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(const TrainOptions& options, parallel::ProcessGrid& grid, DType dtype = DType::f32);
+
+  StepStats train_step(const std::vector<model::TokenPair>& global_batch);
+  // Loss over `pairs` (split across data-parallel ranks, summed), without dropout.
+  EvalStats evaluate(const std::vector<model::TokenPair>& pairs, int64_t batch_sentences);
+  // Fraction of target positions (reference length, eos included) that greedy decoding gets right.
+  double greedy_token_accuracy(const std::vector<model::TokenPair>& pairs, int64_t batch_sentences);
+
+  model::ParameterStore& store() { return store_; }
+  model::Transformer& model() { return *model_; }
+  Adam& optimizer() { return *adam_; }
+  const parallel::ProcessGrid& grid() const { return grid_; }
+
+ private:
+  TrainOptions options_;
+  parallel::ProcessGrid& grid_;
+  model::ParameterStore store_;
+  std::unique_ptr<model::Transformer> model_;
+  std::unique_ptr<Adam> adam_;
+  std::unique_ptr<parallel::GradientBuckets> buckets_;
+};
+
+// The slice [begin, end) of n items that rank `rank` of `parts` owns: contiguous and balanced.
+std::pair<size_t, size_t> slice_of(size_t n, int parts, int rank);
+
+}  // namespace tessera::train
