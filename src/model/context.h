@@ -11,7 +11,7 @@ struct StepContext {
   bool training = true;          // dropout on?
   uint64_t seed = 0;             // the run's seed
   uint32_t step = 0;             // optimizer step (keys the dropout streams)
-  int64_t sentence_offset = 0;   // global index of this slice's first sentence in the global batch
+  int64_t sentence_offset = 0;   // global index of this slice's first sentence (set from the batch)
 
   // The dropout site of an activation [B*S, width] with S positions per sentence.
   kernels::DropoutSite activation_site(float p, RngPurpose purpose, uint32_t site, int64_t seq_len) const {

@@ -57,9 +57,11 @@ Tensor Transformer::decode(const StepContext& ctx, const Tensor& tgt_in, const T
   return decoder_norm_ ? decoder_norm_->forward(y) : y;
 }
 
-LossStats Transformer::forward_backward(const Batch& batch, const StepContext& ctx, double grad_scale,
+LossStats Transformer::forward_backward(const Batch& batch, const StepContext& step_ctx, double grad_scale,
                                         bool notify_grads_ready) {
   notify_ = notify_grads_ready;
+  StepContext ctx = step_ctx;
+  ctx.sentence_offset = batch.sentence_offset;  // dropout is keyed by the global sentence index
   const int64_t b = batch.size(), t = batch.tgt_in.dim(1), s = batch.src.dim(1);
   const Tensor memory = encode(ctx, batch.src, batch.src_lengths);
   const Tensor h = decode(ctx, batch.tgt_in, batch.tgt_lengths, memory, batch.src_lengths).reshape({b * t, cfg_.d_model});

@@ -1,0 +1,6 @@
+# The tiny model must learn the reverse task (a few minutes on one core).
+add_executable(train_reverse_test ${CMAKE_CURRENT_SOURCE_DIR}/train_reverse_test.cc)
+target_link_libraries(train_reverse_test PRIVATE tessera GTest::gtest GTest::gtest_main)
+target_compile_definitions(train_reverse_test PRIVATE TESSERA_CONFIG_DIR="${CMAKE_SOURCE_DIR}/configs")
+add_test(NAME train_reverse_tiny COMMAND train_reverse_test)
+set_tests_properties(train_reverse_tiny PROPERTIES TIMEOUT 900 LABELS e2e)
