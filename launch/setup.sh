@@ -34,12 +34,13 @@ tessera_install_packages() {
 tessera_build() {
   local jobs
   jobs="$(nproc)"
+  mkdir -p "$TESSERA_BUILD_DIR"
   cmake -S "$TESSERA_ROOT" -B "$TESSERA_BUILD_DIR" -DCMAKE_BUILD_TYPE="${TESSERA_BUILD_TYPE:-Release}" \
-        ${TESSERA_CMAKE_ARGS:-} >"$TESSERA_BUILD_DIR.configure.log" 2>&1 ||
-    { cat "$TESSERA_BUILD_DIR.configure.log"; return 1; }
-  echo "tessera: building in $TESSERA_BUILD_DIR (log: $TESSERA_BUILD_DIR.build.log)"
-  if ! cmake --build "$TESSERA_BUILD_DIR" -j "$jobs" >"$TESSERA_BUILD_DIR.build.log" 2>&1; then
-    grep -E -B2 -A6 "error|Error" "$TESSERA_BUILD_DIR.build.log" | head -80
+        ${TESSERA_CMAKE_ARGS:-} >"$TESSERA_BUILD_DIR/configure.log" 2>&1 ||
+    { cat "$TESSERA_BUILD_DIR/configure.log"; return 1; }
+  echo "tessera: building in $TESSERA_BUILD_DIR (log: $TESSERA_BUILD_DIR/build.log)"
+  if ! cmake --build "$TESSERA_BUILD_DIR" -j "$jobs" >"$TESSERA_BUILD_DIR/build.log" 2>&1; then
+    grep -E -B2 -A6 "error|Error" "$TESSERA_BUILD_DIR/build.log" | head -80
     return 1
   fi
 }
@@ -50,5 +51,4 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 tessera_install_packages
-mkdir -p "$(dirname "$TESSERA_BUILD_DIR")"
 tessera_build
