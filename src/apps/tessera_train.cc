@@ -1,16 +1,20 @@
 // tessera-train: trains the encoder-decoder on one process or under mpirun/srun with any
 // (tensor-parallel, data-parallel) layout whose product is the world size.
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 
 #include "core/log.h"
-#include "data/synthetic_task.h"
+#include "data/sentencepiece_model.h"
+#include "eval/bleu.h"
+#include "eval/translate.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
+#include "train/batch_source.h"
 #include "train/trainer.h"
 
 using namespace tessera;
@@ -28,6 +32,64 @@ void log_step(const train::StepStats& s, double tokens_per_second) {
                    "  gnorm ", s.grad_norm, "  tok/s ", static_cast<int64_t>(tokens_per_second));
 }
 
+// Held-out evaluation: loss and perplexity, and greedy BLEU on the corpus (greedy token accuracy
+// on synthetic tasks). Appends a line to <out-dir>/valid.tsv on rank 0.
+class Validator {
+ public:
+  Validator(const train::TrainOptions& o, const parallel::ProcessGrid& grid) : o_(o), grid_(grid) {
+    if (o.task == "corpus") {
+      spm_ = std::make_unique<data::SentencePieceModel>(std::filesystem::path(o.data_dir) / "spm.model");
+      TESSERA_CHECK(spm_->vocab_size() == o.model.vocab_size, "--vocab-size: ", o.model.vocab_size,
+                    " differs from the ", spm_->vocab_size(), " pieces of ", o.data_dir, "/spm.model");
+      dev_ = train::read_held_out(o.data_dir, "dev");
+    } else {
+      train::SyntheticBatchSource source(o);
+      dev_.pairs = source.task().pairs(data::kHeldOutSplit, 0, 512);
+    }
+    if (!o.out_dir.empty() && grid.world_rank() == 0) {
+      tsv_.open(std::filesystem::path(o.out_dir) / "valid.tsv");
+      tsv_ << "step\tminutes\tloss\tppl\t" << (spm_ ? "bleu" : "greedy_accuracy") << "\n";
+    }
+  }
+
+  void run(train::Trainer& trainer, int64_t step, double minutes) {
+    const train::EvalStats ev = trainer.evaluate(dev_.pairs, 64);
+    double quality = 0;
+    if (spm_) {
+      const size_t n = std::min<size_t>(dev_.pairs.size(), static_cast<size_t>(o_.valid_bleu_sentences));
+      std::vector<std::vector<int32_t>> sources;
+      for (size_t i = 0; i < n; ++i) sources.push_back(dev_.pairs[i].src);
+      const auto hyps = eval::translate_ids(trainer.model(), grid_, sources, eval::DecodeOptions{});
+      eval::BleuAccumulator bleu;
+      for (size_t i = 0; i < n; ++i) bleu.add(spm_->decode(hyps[i]), dev_.references[i]);
+      quality = bleu.score().score;
+      TESSERA_LOG_INFO("valid step ", step, "  loss ", ev.loss, "  ppl ", std::exp(ev.loss), "  greedy ",
+                       bleu.score().to_string(), " on ", n, " dev sentences");
+    } else {
+      quality = trainer.greedy_token_accuracy(dev_.pairs, 64);
+      TESSERA_LOG_INFO("valid step ", step, "  loss ", ev.loss, "  ppl ", std::exp(ev.loss), "  acc ", ev.accuracy,
+                       "  greedy token acc ", quality);
+    }
+    if (tsv_.is_open()) tsv_ << step << "\t" << minutes << "\t" << ev.loss << "\t" << std::exp(ev.loss) << "\t" << quality << std::endl;
+  }
+
+  // A few dev sentences with their translations, for the eye.
+  void show_examples(train::Trainer& trainer, size_t count) {
+    if (!spm_) return;
+    std::vector<std::string> sources(dev_.sources.begin(), dev_.sources.begin() + std::min(count, dev_.sources.size()));
+    const auto hyps = eval::translate_text(trainer.model(), grid_, *spm_, sources, eval::DecodeOptions{});
+    for (size_t i = 0; i < hyps.size(); ++i)
+      TESSERA_LOG_INFO("example ", i + 1, "\n  de:  ", sources[i], "\n  ref: ", dev_.references[i], "\n  hyp: ", hyps[i]);
+  }
+
+ private:
+  const train::TrainOptions& o_;
+  const parallel::ProcessGrid& grid_;
+  std::unique_ptr<data::SentencePieceModel> spm_;
+  train::HeldOutSet dev_;
+  std::ofstream tsv_;
+};
+
 int run(const train::TrainOptions& o) {
   parallel::ProcessGrid grid(o.tensor_parallel, o.data_parallel, o.collective_timeout);
   log_set_rank(grid.world_rank());
@@ -38,39 +100,38 @@ int run(const train::TrainOptions& o) {
     std::filesystem::create_directories(o.out_dir);
     std::ofstream(std::filesystem::path(o.out_dir) / "config.cfg") << o.dump();
   }
-  TESSERA_CHECK(o.task != "corpus", "--task corpus: corpus training is not part of this build; use copy or reverse");
-
-  data::SyntheticTask task;
-  task.kind = data::SyntheticTask::parse_kind(o.task);
-  task.vocab_size = o.model.vocab_size;
-  task.min_len = o.min_len;
-  task.max_len = o.max_len;
-  task.seed = o.seed;
-
+  const auto source = train::make_batch_source(o, o.data_parallel * o.accumulate);
+  TESSERA_LOG_INFO("data: ", source->describe());
+  Validator validator(o, grid);
   train::Trainer trainer(o, grid);
   TESSERA_LOG_INFO("model: ", o.model.parameter_count(o.tensor_parallel), " parameters, ",
                    trainer.store().values().numel(), " on this rank");
-  const auto held_out = task.pairs(data::kHeldOutSplit, 0, 512);
+
+  const auto start = std::chrono::steady_clock::now();
+  auto minutes = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60; };
   double tokens = 0, seconds = 0;
-  for (int64_t step = 1; step <= o.steps; ++step) {
-    const auto batch = task.pairs(data::kTrainSplit, (step - 1) * o.batch_sentences, o.batch_sentences);
-    const train::StepStats s = trainer.train_step(batch);
+  int64_t step = 0;
+  while (step < o.steps) {
+    const train::StepStats s = trainer.train_step(source->next());
+    step = s.step;
     tokens += static_cast<double>(s.source_tokens + s.target_tokens);
     seconds += s.seconds;
     if (!std::isfinite(s.loss)) TESSERA_FAIL("loss is ", s.loss, " at step ", s.step, "; lower --lr-factor or set --clip-norm");
-    if (step % o.log_every == 0 || step == o.steps) {
+    // Every rank must agree on stopping: the time limit is taken from world rank 0's clock.
+    double stop = o.time_limit_minutes > 0 && minutes() >= o.time_limit_minutes ? 1 : 0;
+    grid.world().broadcast(&stop, 1, DType::f64, 0);
+    if (step % o.log_every == 0 || step == o.steps || stop > 0) {
       log_step(s, tokens / seconds);
       tokens = seconds = 0;
     }
-    if (o.valid_every > 0 && step % o.valid_every == 0) {
-      const auto ev = trainer.evaluate(held_out, o.batch_sentences);
-      TESSERA_LOG_INFO("valid step ", step, "  loss ", ev.loss, "  ppl ", std::exp(ev.loss), "  acc ", ev.accuracy);
+    if (stop > 0) {
+      TESSERA_LOG_INFO("time limit of ", o.time_limit_minutes, " minutes reached at step ", step);
+      break;
     }
+    if (o.valid_every > 0 && step % o.valid_every == 0 && step != o.steps) validator.run(trainer, step, minutes());
   }
-  const auto ev = trainer.evaluate(held_out, o.batch_sentences);
-  const double greedy = trainer.greedy_token_accuracy(held_out, o.batch_sentences);
-  TESSERA_LOG_INFO("held-out ", held_out.size(), " sentences: loss ", ev.loss, "  ppl ", std::exp(ev.loss),
-                   "  teacher-forced acc ", ev.accuracy, "  greedy token acc ", greedy);
+  validator.run(trainer, step, minutes());
+  validator.show_examples(trainer, 5);
   return 0;
 }
 

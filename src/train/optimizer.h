@@ -26,6 +26,8 @@ class Adam {
   // The moments, in the store's layout (checkpoints save and restore them).
   Tensor& first_moment() { return m_; }
   Tensor& second_moment() { return v_; }
+  const Tensor& first_moment() const { return m_; }
+  const Tensor& second_moment() const { return v_; }
   void set_step(int64_t step) { step_ = step; }
 
  private:

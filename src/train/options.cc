@@ -1,6 +1,7 @@
 #include "train/options.h"
 
 #include <boost/program_options.hpp>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -54,7 +55,9 @@ std::vector<OptionGroup> option_groups(TrainOptions& o) {
       ("accumulate", po::value(&o.accumulate)->default_value(o.accumulate), "micro-batches per step on each data-parallel rank")
       ("seed", po::value(&o.seed)->default_value(o.seed), "seed of weights, dropout and data order")
       ("log-every", po::value(&o.log_every)->default_value(o.log_every), "log every N steps")
-      ("valid-every", po::value(&o.valid_every)->default_value(o.valid_every), "validate every N steps (0: at the end)");
+      ("valid-every", po::value(&o.valid_every)->default_value(o.valid_every), "validate every N steps (0: at the end)")
+      ("valid-bleu-sentences", po::value(&o.valid_bleu_sentences)->default_value(o.valid_bleu_sentences), "corpus: dev sentences greedily decoded for BLEU at each validation")
+      ("time-limit", po::value(&o.time_limit_minutes)->default_value(o.time_limit_minutes), "stop training after this many minutes (0: no limit)");
 
   po::options_description data("Data");
   data.add_options()
@@ -128,6 +131,8 @@ void TrainOptions::validate() const {
   TESSERA_CHECK(accumulate >= 1, "--accumulate: must be at least 1, got ", accumulate);
   TESSERA_CHECK(log_every >= 1, "--log-every: must be at least 1, got ", log_every);
   TESSERA_CHECK(valid_every >= 0, "--valid-every: must not be negative, got ", valid_every);
+  TESSERA_CHECK(valid_bleu_sentences >= 0, "--valid-bleu-sentences: must not be negative, got ", valid_bleu_sentences);
+  TESSERA_CHECK(time_limit_minutes >= 0, "--time-limit: must not be negative, got ", time_limit_minutes);
   TESSERA_CHECK(data_parallel >= 1, "--data-parallel: must be at least 1, got ", data_parallel);
   TESSERA_CHECK(bucket_mb > 0, "--bucket-mb: must be positive, got ", bucket_mb);
   TESSERA_CHECK(collective_timeout > 0, "--collective-timeout: must be positive, got ", collective_timeout);
@@ -135,6 +140,9 @@ void TrainOptions::validate() const {
   if (task == "corpus") {
     TESSERA_CHECK(!data_dir.empty(), "--data-dir: --task corpus needs the directory written by tessera-prep");
     TESSERA_CHECK(max_tokens > 0, "--max-tokens: must be positive, got ", max_tokens);
+    TESSERA_CHECK(max_len >= 0, "--max-len: must not be negative (0: no limit), got ", max_len);
+    TESSERA_CHECK(std::filesystem::exists(std::filesystem::path(data_dir) / "COMPLETE"), "--data-dir: '", data_dir,
+                  "' holds no complete corpus (run tessera-prep --out-dir ", data_dir, " first)");
   } else {
     TESSERA_CHECK(task == "copy" || task == "reverse", "--task: '", task, "' is not one of copy, reverse, corpus");
     TESSERA_CHECK(min_len >= 1 && min_len <= max_len, "--min-len/--max-len: need 1 <= min-len <= max-len, got ",

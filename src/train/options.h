@@ -27,6 +27,8 @@ struct TrainOptions {
   uint64_t seed = 1;
   int64_t log_every = 10;
   int64_t valid_every = 0;       // 0: validate only at the end
+  int64_t valid_bleu_sentences = 200;  // dev sentences decoded for BLEU at each validation
+  double time_limit_minutes = 0; // stop training after this much wall time (0: no limit)
 
   // data
   std::string task = "reverse";  // copy | reverse | corpus

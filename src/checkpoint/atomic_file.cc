@@ -1,0 +1,68 @@
+#include "checkpoint/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+
+namespace tessera::checkpoint {
+
+AtomicFile::AtomicFile(std::filesystem::path target)
+    : target_(std::move(target)), temp_(target_.string() + ".tmp-" + std::to_string(::getpid())) {
+  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  TESSERA_CHECK(fd_ >= 0, "cannot create ", temp_, ": ", std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ < 0) return;
+  ::close(fd_);
+  std::error_code ignored;
+  std::filesystem::remove(temp_, ignored);
+}
+
+void AtomicFile::write(const void* data, size_t bytes) {
+  const char* p = static_cast<const char*>(data);
+  while (bytes > 0) {
+    const ssize_t n = ::write(fd_, p, bytes);
+    if (n < 0 && errno == EINTR) continue;
+    TESSERA_CHECK(n > 0, "cannot write ", temp_, ": ", std::strerror(errno));
+    p += n;
+    bytes -= static_cast<size_t>(n);
+  }
+}
+
+void AtomicFile::commit() {
+  TESSERA_CHECK(::fsync(fd_) == 0, "cannot fsync ", temp_, ": ", std::strerror(errno));
+  TESSERA_CHECK(::close(fd_) == 0, "cannot close ", temp_, ": ", std::strerror(errno));
+  fd_ = -1;
+  std::error_code ec;
+  std::filesystem::rename(temp_, target_, ec);
+  if (ec) {
+    std::filesystem::remove(temp_, ec);
+    TESSERA_FAIL("cannot rename ", temp_, " to ", target_, ": ", ec.message());
+  }
+  sync_directory(target_.has_parent_path() ? target_.parent_path() : std::filesystem::path("."));
+}
+
+void write_file_atomically(const std::filesystem::path& target, std::string_view text) {
+  AtomicFile f(target);
+  f.write(text);
+  f.commit();
+}
+
+void sync_directory(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  TESSERA_CHECK(fd >= 0, "cannot open directory ", dir, ": ", std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  // Some file systems (e.g. certain network mounts) refuse fsync on directories; the data itself
+  // is already durable, so only real I/O errors count.
+  TESSERA_CHECK(rc == 0 || err == EINVAL || err == ENOTSUP, "cannot fsync directory ", dir, ": ", std::strerror(err));
+}
+
+}  // namespace tessera::checkpoint

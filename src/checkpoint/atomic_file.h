@@ -1,0 +1,37 @@
+// Files that appear whole or not at all: bytes go to a temporary name beside the target, are
+// flushed to disk (fsync), and only then renamed over the target. A crash at any moment leaves
+// either the old file, the new file, or a stray temporary - never a half-written target.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <string_view>
+
+namespace tessera::checkpoint {
+
+class AtomicFile {
+ public:
+  // Opens "<target>.tmp-<pid>" for writing; throws naming the file when that fails.
+  explicit AtomicFile(std::filesystem::path target);
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  // Without commit() the temporary is removed and the target is untouched.
+  ~AtomicFile();
+
+  void write(const void* data, size_t bytes);
+  void write(std::string_view text) { write(text.data(), text.size()); }
+  // fsync, rename onto the target, fsync the directory so the rename itself is durable.
+  void commit();
+
+ private:
+  std::filesystem::path target_, temp_;
+  int fd_ = -1;
+};
+
+// Writes `text` to `target` through an AtomicFile.
+void write_file_atomically(const std::filesystem::path& target, std::string_view text);
+
+// Makes a finished rename or removal in `dir` durable.
+void sync_directory(const std::filesystem::path& dir);
+
+}  // namespace tessera::checkpoint

@@ -1,0 +1,356 @@
+// Checkpoints on one process: the safetensors format (our files and a file written by Python's
+// safetensors package), copying boxes between layouts, save + load of a trainer bit for bit, a
+// resumed run that reproduces the uninterrupted one, and errors that name what is wrong.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <string>
+
+#include "checkpoint/box.h"
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/manifest.h"
+#include "checkpoint/safetensors.h"
+#include "data/synthetic_task.h"
+#include "parallel/process_grid.h"
+#include "train/trainer.h"
+#include "test_util.h"
+
+namespace tessera {
+namespace {
+
+namespace fs = std::filesystem;
+using checkpoint::Box;
+
+// A fresh directory under the system temp dir, removed when the test ends.
+class TempDir {
+ public:
+  TempDir() : path_(fs::temp_directory_path() / ("tessera-ckpt-" + std::to_string(testing::rng()()))) {
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+// The message of the tessera::Error that `f` throws ("" when it throws none).
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+bool same_bytes(const Tensor& a, const Tensor& b) {
+  return a.dtype() == b.dtype() && a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.bytes()) == 0;
+}
+
+// --- safetensors --------------------------------------------------------------------------
+
+TEST(Safetensors, RoundTripsEveryDtypeAndMetadata) {
+  TempDir tmp;
+  const Tensor f32 = testing::random_tensor({3, 5}, DType::f32);
+  const Tensor f64 = testing::random_tensor({2, 3, 4}, DType::f64);
+  const Tensor bf16 = testing::random_tensor({7}, DType::bf16);
+  const Tensor i32 = testing::int_tensor({static_cast<int32_t>(testing::rng()()), -4, 9});
+  const Tensor scalar = testing::random_tensor({}, DType::f64);
+  checkpoint::SafetensorsWriter w;
+  w.add("layer.weight", f32);
+  w.add("adam.m/layer.weight", f64);
+  w.add("half", bf16);
+  w.add("ids", i32);
+  w.add("scalar", scalar);
+  w.set_metadata("step", "42");
+  w.write(tmp.path() / "t.safetensors");
+
+  const checkpoint::SafetensorsFile f(tmp.path() / "t.safetensors");
+  EXPECT_EQ(f.entries().size(), 5u);
+  EXPECT_EQ(f.metadata().at("step"), "42");
+  EXPECT_TRUE(same_bytes(f.read("layer.weight"), f32));
+  EXPECT_TRUE(same_bytes(f.read("adam.m/layer.weight"), f64));
+  EXPECT_TRUE(same_bytes(f.read("half"), bf16));
+  EXPECT_TRUE(same_bytes(f.read("ids"), i32));
+  EXPECT_TRUE(same_bytes(f.read("scalar"), scalar));
+  // The header is padded so that the tensor bytes start 8-byte aligned, as Python's writer does.
+  std::ifstream in(tmp.path() / "t.safetensors", std::ios::binary);
+  unsigned char size[8];
+  in.read(reinterpret_cast<char*>(size), 8);
+  EXPECT_EQ(size[0] % 8, 0);
+  EXPECT_PRED2(contains, error_of([&] { f.entry("missing"); }), "holds no tensor missing");
+}
+
+// Written by Python: safetensors.numpy.save({"weights": np.arange(6, dtype=np.float32).reshape(2, 3)
+// * 0.5 - 1, "ids": np.array([7, -3], dtype=np.int32), "scale": np.array(3.25)},
+// metadata={"written_by": "python"}) with safetensors 0.8.0.
+TEST(Safetensors, ReadsAFileWrittenByPython) {
+  const std::string header =
+      R"({"__metadata__":{"written_by":"python"},"scale":{"dtype":"F64","shape":[],"data_offsets":[0,8]},)"
+      R"("weights":{"dtype":"F32","shape":[2,3],"data_offsets":[8,32]},)"
+      R"("ids":{"dtype":"I32","shape":[2],"data_offsets":[32,40]}} )";
+  const unsigned char data[] = {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a, 0x40, 0x00, 0x00, 0x80, 0xbf, 0x00, 0x00,
+                                0x00, 0xbf, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x80, 0x3f,
+                                0x00, 0x00, 0xc0, 0x3f, 0x07, 0x00, 0x00, 0x00, 0xfd, 0xff, 0xff, 0xff};
+  ASSERT_EQ(header.size(), 0xd8u);
+  TempDir tmp;
+  {
+    std::ofstream out(tmp.path() / "py.safetensors", std::ios::binary);
+    const unsigned char size[8] = {0xd8, 0, 0, 0, 0, 0, 0, 0};
+    out.write(reinterpret_cast<const char*>(size), 8);
+    out << header;
+    out.write(reinterpret_cast<const char*>(data), sizeof data);
+  }
+  const checkpoint::SafetensorsFile f(tmp.path() / "py.safetensors");
+  EXPECT_EQ(f.metadata().at("written_by"), "python");
+  const Tensor w = f.read("weights");
+  ASSERT_EQ(w.shape(), (Shape{2, 3}));
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(w.data<float>()[i], i * 0.5f - 1);
+  EXPECT_EQ(f.read("ids").data<int32_t>()[1], -3);
+  EXPECT_EQ(f.read("scale").shape(), Shape{});
+  EXPECT_EQ(f.read("scale").data<double>()[0], 3.25);
+}
+
+// Writes one random f32 tensor "w" and returns the path.
+fs::path write_one(const fs::path& dir) {
+  checkpoint::SafetensorsWriter w;
+  w.add("w", testing::random_tensor({16, 8}, DType::f32));
+  w.write(dir / "one.safetensors");
+  return dir / "one.safetensors";
+}
+
+TEST(Safetensors, TruncatedFileNamesTheFileAndTensor) {
+  TempDir tmp;
+  const fs::path p = write_one(tmp.path());
+  fs::resize_file(p, fs::file_size(p) - 1 - testing::rng()() % 100);
+  const std::string e = error_of([&] { checkpoint::SafetensorsFile f(p); });
+  EXPECT_PRED2(contains, e, "truncated");
+  EXPECT_PRED2(contains, e, "tensor w in ");
+  EXPECT_PRED2(contains, e, p.string());
+  fs::resize_file(p, 5);
+  EXPECT_PRED2(contains, error_of([&] { checkpoint::SafetensorsFile f(p); }), "fewer than the 8-byte");
+}
+
+TEST(Safetensors, CorruptHeaderIsReported) {
+  TempDir tmp;
+  const fs::path p = write_one(tmp.path());
+  auto patch = [&](long at, const std::string& bytes) {
+    std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(at);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  };
+  patch(0, std::string("\xff\xff\xff\x7f\x00\x00\x00\x00", 8));  // an absurd header size
+  EXPECT_PRED2(contains, error_of([&] { checkpoint::SafetensorsFile f(p); }), "exceeds the");
+
+  write_one(tmp.path());
+  patch(8, "[");  // not a JSON object any more
+  EXPECT_PRED2(contains, error_of([&] { checkpoint::SafetensorsFile f(p); }), "header is not JSON");
+
+  write_one(tmp.path());
+  std::string text;
+  {
+    std::ifstream in(p, std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  patch(static_cast<long>(text.find("\"F32\"")) + 1, "X");  // a dtype the format does not have
+  EXPECT_PRED2(contains, error_of([&] { checkpoint::SafetensorsFile f(p); }), "unsupported dtype");
+}
+
+// --- boxes --------------------------------------------------------------------------------
+
+TEST(Box, CopiesTheOverlapBetweenLayoutsWithConversion) {
+  // A global 6x5x4 tensor; the source holds rows 1..5, the destination columns 2..5 of dim 1.
+  const Shape global{6, 5, 4};
+  const Tensor g = testing::random_tensor(global, DType::f64);
+  auto at = [&](int64_t i, int64_t j, int64_t k) { return g.data<double>()[(i * 5 + j) * 4 + k]; };
+  const Box src_box{{1, 0, 0}, {5, 5, 4}}, dst_box{{0, 2, 0}, {6, 3, 4}};
+  Tensor src = Tensor::empty(src_box.extent, DType::f64), dst = Tensor::zeros(dst_box.extent, DType::f32);
+  for (int64_t i = 0; i < 5; ++i)
+    for (int64_t j = 0; j < 5; ++j)
+      for (int64_t k = 0; k < 4; ++k) src.data<double>()[(i * 5 + j) * 4 + k] = at(i + 1, j, k);
+  const auto overlap = checkpoint::intersect(src_box, dst_box);
+  ASSERT_TRUE(overlap.has_value());
+  EXPECT_EQ(*overlap, (Box{{1, 2, 0}, {5, 3, 4}}));
+  checkpoint::copy_box(src.raw(), DType::f64, src_box, dst.raw(), DType::f32, dst_box, *overlap);
+  for (int64_t i = 0; i < 6; ++i)
+    for (int64_t j = 0; j < 3; ++j)
+      for (int64_t k = 0; k < 4; ++k)
+        ASSERT_EQ(dst.data<float>()[(i * 3 + j) * 4 + k], i == 0 ? 0.0f : static_cast<float>(at(i, j + 2, k)));
+  EXPECT_FALSE(checkpoint::intersect(Box{{0}, {3}}, Box{{3}, {2}}).has_value());
+}
+
+// --- checkpoints of a trainer -------------------------------------------------------------
+
+train::TrainOptions tiny_options(uint64_t seed) {
+  train::TrainOptions o;
+  o.model.vocab_size = 29;
+  o.model.d_model = 16;
+  o.model.d_ff = 32;
+  o.model.heads = 2;
+  o.model.encoder_layers = 1;
+  o.model.decoder_layers = 1;
+  o.model.dropout = 0.1f;
+  o.model.attention_dropout = 0.1f;
+  o.warmup = 4;
+  o.batch_sentences = 8;
+  o.seed = seed;
+  return o;
+}
+
+std::vector<model::TokenPair> batch(const train::TrainOptions& o, int64_t step) {
+  data::SyntheticTask task;
+  task.vocab_size = o.model.vocab_size;
+  task.seed = o.seed;
+  return task.pairs(data::kTrainSplit, step * o.batch_sentences, o.batch_sentences);
+}
+
+checkpoint::CheckpointExtras extras_for(const train::TrainOptions& o, int64_t step) {
+  return {step, o.dump(), R"({"epoch": 0, "position": )" + std::to_string(step * o.batch_sentences) + "}"};
+}
+
+struct Fixture {
+  train::TrainOptions options;
+  parallel::ProcessGrid grid = parallel::ProcessGrid::single();
+  train::Trainer trainer;
+  explicit Fixture(const train::TrainOptions& o, DType dtype = DType::f32) : options(o), trainer(o, grid, dtype) {}
+  void train(int64_t first, int64_t count) {
+    for (int64_t s = first; s < first + count; ++s) trainer.train_step(batch(options, s));
+  }
+  fs::path save(const fs::path& root, int64_t step) {
+    return checkpoint::save_checkpoint(root, trainer.store(), &trainer.optimizer(), grid,
+                                       extras_for(options, step));
+  }
+  checkpoint::CheckpointInfo load(const fs::path& dir) {
+    return checkpoint::load_checkpoint(dir, trainer.store(), &trainer.optimizer(), grid.world());
+  }
+};
+
+TEST(Checkpoint, SaveThenLoadRestoresValuesMomentsAndStepBitForBit) {
+  TempDir tmp;
+  const uint64_t seed = testing::rng()();
+  Fixture a(tiny_options(seed));
+  a.train(0, 2);
+  const fs::path dir = a.save(tmp.path(), 2);
+  EXPECT_EQ(dir, tmp.path() / "step-00000002");
+  EXPECT_TRUE(fs::exists(dir / "manifest.json"));
+  EXPECT_TRUE(fs::exists(dir / "model-tp0-of-1.safetensors"));
+  EXPECT_EQ(checkpoint::resolve_checkpoint(tmp.path()), dir);  // through `latest`
+
+  Fixture b(tiny_options(seed + 1));  // other initial weights, no optimizer history
+  const checkpoint::CheckpointInfo info = b.load(tmp.path());
+  EXPECT_EQ(info.dir, dir);
+  EXPECT_EQ(info.step, 2);
+  EXPECT_EQ(info.config, a.options.dump());
+  EXPECT_EQ(info.sampler_state, R"({"epoch": 0, "position": 16})");
+  EXPECT_EQ(b.trainer.optimizer().step(), 2);
+  EXPECT_TRUE(same_bytes(b.trainer.store().values(), a.trainer.store().values()));
+  EXPECT_TRUE(same_bytes(b.trainer.optimizer().first_moment(), a.trainer.optimizer().first_moment()));
+  EXPECT_TRUE(same_bytes(b.trainer.optimizer().second_moment(), a.trainer.optimizer().second_moment()));
+
+  // Weights only: the optimizer is untouched and a checkpoint without moments still loads.
+  Fixture c(tiny_options(seed + 2));
+  checkpoint::save_checkpoint(tmp.path() / "weights", a.trainer.store(), nullptr, a.grid, {7, "", ""});
+  checkpoint::load_checkpoint(tmp.path() / "weights", c.trainer.store(), nullptr, c.grid.world());
+  EXPECT_TRUE(same_bytes(c.trainer.store().values(), a.trainer.store().values()));
+  EXPECT_EQ(c.trainer.optimizer().step(), 0);
+  EXPECT_PRED2(contains, error_of([&] { c.load(tmp.path() / "weights"); }), "holds no optimizer state");
+}
+
+TEST(Checkpoint, ResumedRunReproducesTheUninterruptedRunBitForBit) {
+  TempDir tmp;
+  const uint64_t seed = testing::rng()();
+  Fixture straight(tiny_options(seed));
+  std::vector<double> want;
+  for (int64_t s = 0; s < 6; ++s) want.push_back(straight.trainer.train_step(batch(straight.options, s)).loss);
+
+  {
+    Fixture first(tiny_options(seed));
+    for (int64_t s = 0; s < 3; ++s) ASSERT_EQ(first.trainer.train_step(batch(first.options, s)).loss, want[s]);
+    first.save(tmp.path(), 3);
+  }
+  Fixture resumed(tiny_options(seed));  // the same configuration (its seed keys dropout), fresh state
+  const int64_t step = resumed.load(tmp.path()).step;
+  ASSERT_EQ(step, 3);
+  for (int64_t s = step; s < 6; ++s)
+    EXPECT_EQ(resumed.trainer.train_step(batch(resumed.options, s)).loss, want[s]) << "step " << s + 1;
+  EXPECT_TRUE(same_bytes(resumed.trainer.store().values(), straight.trainer.store().values()));
+  EXPECT_TRUE(same_bytes(resumed.trainer.optimizer().second_moment(), straight.trainer.optimizer().second_moment()));
+}
+
+TEST(Checkpoint, LoadsAFloatCheckpointIntoADoubleModel) {
+  TempDir tmp;
+  Fixture a(tiny_options(testing::rng()()));
+  a.train(0, 1);
+  a.save(tmp.path(), 1);
+  Fixture b(tiny_options(1), DType::f64);
+  b.load(tmp.path());
+  EXPECT_TRUE(same_bytes(b.trainer.store().values().to(DType::f32), a.trainer.store().values()));
+  EXPECT_TRUE(same_bytes(b.trainer.optimizer().first_moment().to(DType::f32), a.trainer.optimizer().first_moment()));
+}
+
+TEST(Checkpoint, SavingAStepAgainReplacesIt) {
+  TempDir tmp;
+  Fixture a(tiny_options(testing::rng()()));
+  a.save(tmp.path(), 5);
+  a.train(0, 1);
+  a.save(tmp.path(), 5);
+  Fixture b(tiny_options(3));
+  b.load(tmp.path() / "step-00000005");
+  EXPECT_TRUE(same_bytes(b.trainer.store().values(), a.trainer.store().values()));
+  EXPECT_EQ(b.trainer.optimizer().step(), 1);
+}
+
+TEST(Checkpoint, DirectoryWithoutManifestIsNotACheckpoint) {
+  TempDir tmp;
+  Fixture a(tiny_options(testing::rng()()));
+  EXPECT_PRED2(contains, error_of([&] { a.load(tmp.path()); }), "not a checkpoint: no manifest.json in");
+  const fs::path dir = a.save(tmp.path(), 1);
+  fs::remove(dir / "manifest.json");  // as if the writer died before the manifest
+  const std::string direct = error_of([&] { a.load(dir); });
+  EXPECT_PRED2(contains, direct, "not a checkpoint: no manifest.json in");
+  EXPECT_PRED2(contains, direct, dir.string());
+  EXPECT_PRED2(contains, error_of([&] { a.load(tmp.path()); }), "named by");  // `latest` dangles
+}
+
+TEST(Checkpoint, TruncatedShardIsReportedWithItsName) {
+  TempDir tmp;
+  Fixture a(tiny_options(testing::rng()()));
+  const fs::path dir = a.save(tmp.path(), 1);
+  const fs::path shard = dir / "model-tp0-of-1.safetensors";
+  fs::resize_file(shard, fs::file_size(shard) / 2);
+  const std::string e = error_of([&] { a.load(dir); });
+  EXPECT_PRED2(contains, e, "truncated");
+  EXPECT_PRED2(contains, e, shard.string());
+}
+
+TEST(Checkpoint, ModelMismatchNamesTheParameterAndBothShapes) {
+  TempDir tmp;
+  Fixture a(tiny_options(testing::rng()()));
+  a.save(tmp.path(), 1);
+
+  train::TrainOptions wider = tiny_options(1);
+  wider.model.d_ff = 48;
+  Fixture b(wider);
+  const std::string shape = error_of([&] { b.load(tmp.path()); });
+  EXPECT_PRED2(contains, shape, "has global shape [16, 32] in checkpoint");
+  EXPECT_PRED2(contains, shape, "but [16, 48] in the model");
+
+  train::TrainOptions deeper = tiny_options(1);
+  deeper.model.encoder_layers = 2;
+  Fixture c(deeper);
+  EXPECT_PRED2(contains, error_of([&] { c.load(tmp.path()); }), "encoder.1.");
+  EXPECT_PRED2(contains, error_of([&] { c.load(tmp.path()); }), "is missing from checkpoint");
+
+  c.save(tmp.path() / "deeper", 1);
+  EXPECT_PRED2(contains, error_of([&] { a.load(tmp.path() / "deeper"); }), "that the model does not have");
+}
+
+}  // namespace
+}  // namespace tessera
