@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "checkpoint/checkpoint.h"
 #include "core/log.h"
 #include "data/sentencepiece_model.h"
 #include "eval/bleu.h"
@@ -106,11 +107,26 @@ int run(const train::TrainOptions& o) {
   train::Trainer trainer(o, grid);
   TESSERA_LOG_INFO("model: ", o.model.parameter_count(o.tensor_parallel), " parameters, ",
                    trainer.store().values().numel(), " on this rank");
+  if (!o.resume.empty()) {
+    const auto info = checkpoint::load_checkpoint(o.resume, trainer.store(), &trainer.optimizer(), grid.world());
+    source->restore(info.sampler_state);
+    TESSERA_LOG_INFO("resumed from ", info.dir.string(), " at step ", info.step, " (written by tp ",
+                     info.tensor_parallel, " x dp ", info.data_parallel, ")");
+  }
+  const std::filesystem::path save_dir =
+      !o.save_dir.empty() ? std::filesystem::path(o.save_dir)
+                          : (o.out_dir.empty() ? std::filesystem::path() : std::filesystem::path(o.out_dir) / "checkpoints");
+  auto save = [&](int64_t at_step) {
+    if (save_dir.empty()) return;
+    const auto dir = checkpoint::save_checkpoint(save_dir, trainer.store(), &trainer.optimizer(), grid,
+                                                 {at_step, o.dump(), source->state()});
+    TESSERA_LOG_INFO("saved checkpoint ", dir.string());
+  };
 
   const auto start = std::chrono::steady_clock::now();
   auto minutes = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60; };
   double tokens = 0, seconds = 0;
-  int64_t step = 0;
+  int64_t step = trainer.optimizer().step();
   while (step < o.steps) {
     const train::StepStats s = trainer.train_step(source->next());
     step = s.step;
@@ -129,7 +145,9 @@ int run(const train::TrainOptions& o) {
       break;
     }
     if (o.valid_every > 0 && step % o.valid_every == 0 && step != o.steps) validator.run(trainer, step, minutes());
+    if (o.save_every > 0 && step % o.save_every == 0 && step != o.steps) save(step);
   }
+  save(step);
   validator.run(trainer, step, minutes());
   validator.show_examples(trainer, 5);
   return 0;

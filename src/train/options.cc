@@ -73,7 +73,10 @@ std::vector<OptionGroup> option_groups(TrainOptions& o) {
       ("bucket-mb", po::value(&o.bucket_mb)->default_value(o.bucket_mb), "gradient all-reduce bucket size in MiB")
       ("collective-timeout", po::value(&o.collective_timeout)->default_value(o.collective_timeout), "seconds a collective may wait before the job aborts")
       ("threads", po::value(&o.threads)->default_value(o.threads), "threads per rank for BLAS and loops (0: cores / ranks on the node)")
-      ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "where the merged configuration and logs go");
+      ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "where the merged configuration, learning curves and checkpoints go")
+      ("save-dir", po::value(&o.save_dir)->default_value(o.save_dir), "checkpoint directory (default: <out-dir>/checkpoints)")
+      ("save-every", po::value(&o.save_every)->default_value(o.save_every), "save a checkpoint every N steps (0: at the end only)")
+      ("resume", po::value(&o.resume)->default_value(o.resume), "continue from this checkpoint (a step directory, or a save directory's latest)");
   return {{"General", general}, {"Model", model}, {"Training", training}, {"Data", data},
           {"Parallelism and runtime", parallel}};
 }
@@ -137,6 +140,7 @@ void TrainOptions::validate() const {
   TESSERA_CHECK(bucket_mb > 0, "--bucket-mb: must be positive, got ", bucket_mb);
   TESSERA_CHECK(collective_timeout > 0, "--collective-timeout: must be positive, got ", collective_timeout);
   TESSERA_CHECK(threads >= 0, "--threads: must not be negative, got ", threads);
+  TESSERA_CHECK(save_every >= 0, "--save-every: must not be negative, got ", save_every);
   if (task == "corpus") {
     TESSERA_CHECK(!data_dir.empty(), "--data-dir: --task corpus needs the directory written by tessera-prep");
     TESSERA_CHECK(max_tokens > 0, "--max-tokens: must be positive, got ", max_tokens);
@@ -182,6 +186,20 @@ std::optional<TrainOptions> parse_train_options(int argc, char** argv, bool prin
   if (vm.count("dump-config")) {
     if (print) std::cout << o.dump();
     return std::nullopt;
+  }
+  return o;
+}
+
+TrainOptions parse_config_text(const std::string& text, const std::string& origin) {
+  TrainOptions o;
+  const po::options_description all = all_options(o);
+  po::variables_map vm;
+  std::istringstream in(text);
+  try {
+    po::store(po::parse_config_file(in, all), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    TESSERA_FAIL(origin, ": ", e.what());
   }
   return o;
 }

@@ -41,6 +41,9 @@ struct TrainOptions {
   double collective_timeout = 300;
   int threads = 0;  // 0: cores on the node divided among its ranks
   std::string out_dir;
+  std::string save_dir;          // checkpoints (default: <out-dir>/checkpoints when --out-dir is set)
+  int64_t save_every = 0;        // 0: save only at the end
+  std::string resume;            // checkpoint directory to continue from
 
   // The merged configuration as config-file text.
   std::string dump() const;
@@ -51,5 +54,9 @@ struct TrainOptions {
 // Parses argv (with --config files). Returns nullopt after printing --help or --dump-config
 // output (the caller exits 0). Throws tessera::Error for bad input, naming the option or file.
 std::optional<TrainOptions> parse_train_options(int argc, char** argv, bool print);
+
+// Options from config-file text (e.g. the merged configuration saved in a checkpoint); `origin`
+// names the text in errors.
+TrainOptions parse_config_text(const std::string& text, const std::string& origin);
 
 }  // namespace tessera::train

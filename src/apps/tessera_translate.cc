@@ -1,0 +1,181 @@
+// tessera-translate: translates sentences (one per line, from a file or stdin) with a trained
+// checkpoint, writes detokenised translations, and optionally scores them with BLEU against a
+// reference file. Runs on one process or under mpirun with any (tp, dp) layout, whatever layout
+// wrote the checkpoint.
+#include <boost/program_options.hpp>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/manifest.h"
+#include "core/log.h"
+#include "data/sentencepiece_model.h"
+#include "eval/bleu.h"
+#include "eval/translate.h"
+#include "kernels/ops.h"
+#include "kernels/threads.h"
+#include "parallel/mpi_runtime.h"
+#include "parallel/process_grid.h"
+#include "train/options.h"
+
+namespace po = boost::program_options;
+using namespace tessera;
+
+namespace {
+
+struct Options {
+  std::string checkpoint, spm, input, output, reference;
+  int64_t beam = 4;
+  double length_penalty = 0.6;
+  int64_t max_len_extra = 50;
+  int64_t batch_sentences = 32;
+  int tensor_parallel = 1, data_parallel = 1, threads = 0;
+  double collective_timeout = 300;
+};
+
+std::optional<Options> parse(int argc, char** argv, bool print) {
+  Options o;
+  po::options_description desc("tessera-translate: translate with a trained checkpoint");
+  desc.add_options()
+      ("help,h", "print this help and exit")
+      ("checkpoint", po::value(&o.checkpoint)->required(), "checkpoint directory (a step directory or a save directory)")
+      ("spm", po::value(&o.spm), "SentencePiece model (default: spm.model in the training run's --data-dir)")
+      ("input,i", po::value(&o.input), "source sentences, one per line (default: stdin)")
+      ("output,o", po::value(&o.output), "translations (default: stdout)")
+      ("reference,r", po::value(&o.reference), "reference translations: print corpus BLEU (sacreBLEU 13a) to stderr")
+      ("beam", po::value(&o.beam)->default_value(o.beam), "beam size (1: greedy)")
+      ("length-penalty", po::value(&o.length_penalty)->default_value(o.length_penalty), "beam score = logprob / ((5 + len) / 6)^alpha")
+      ("max-len-extra", po::value(&o.max_len_extra)->default_value(o.max_len_extra), "translations end by source length + this")
+      ("batch-sentences", po::value(&o.batch_sentences)->default_value(o.batch_sentences), "sentences decoded together")
+      ("tensor-parallel", po::value(&o.tensor_parallel)->default_value(o.tensor_parallel), "ranks per tensor-parallel group")
+      ("data-parallel", po::value(&o.data_parallel)->default_value(o.data_parallel), "replicas that split the sentences")
+      ("threads", po::value(&o.threads)->default_value(o.threads), "threads per rank (0: cores / ranks on the node)")
+      ("collective-timeout", po::value(&o.collective_timeout)->default_value(o.collective_timeout), "seconds a collective may wait");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    if (vm.count("help")) {
+      if (print) std::cout << desc << "\n";
+      return std::nullopt;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    TESSERA_FAIL(e.what());
+  }
+  TESSERA_CHECK(o.beam >= 1, "--beam: must be at least 1, got ", o.beam);
+  TESSERA_CHECK(o.batch_sentences >= 1, "--batch-sentences: must be at least 1, got ", o.batch_sentences);
+  return o;
+}
+
+std::vector<std::string> read_lines(std::istream& in) {
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+std::vector<std::string> read_lines(const std::string& file) {
+  std::ifstream in(file);
+  TESSERA_CHECK(in.good(), "cannot open '", file, "'");
+  return read_lines(in);
+}
+
+// Copies rank 0's string to every rank (its length first, then its bytes packed in i32 words).
+void broadcast_string(parallel::Communicator& comm, std::string& text) {
+  int32_t size = static_cast<int32_t>(text.size());
+  comm.broadcast(&size, 1, DType::i32, 0);
+  std::vector<int32_t> words((size + 3) / 4, 0);
+  if (comm.rank() == 0 && size > 0) std::memcpy(words.data(), text.data(), size);
+  if (!words.empty()) comm.broadcast(words.data(), words.size(), DType::i32, 0);
+  text.assign(reinterpret_cast<const char*>(words.data()), size);
+}
+
+int world_rank_from_env() {
+  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"})
+    if (const char* v = std::getenv(var)) return std::atoi(v);
+  return 0;
+}
+
+int run(const Options& o) {
+  parallel::ProcessGrid grid(o.tensor_parallel, o.data_parallel, o.collective_timeout);
+  log_set_rank(grid.world_rank());
+  kernels::set_num_threads(o.threads > 0 ? o.threads : kernels::default_threads_per_rank());
+
+  const auto dir = checkpoint::resolve_checkpoint(o.checkpoint);
+  const auto manifest = checkpoint::read_manifest(dir);
+  train::TrainOptions trained = train::parse_config_text(manifest.config, (dir / "manifest.json").string());
+  trained.model.validate(o.tensor_parallel);
+  const std::filesystem::path spm_file = !o.spm.empty() ? std::filesystem::path(o.spm)
+                                                        : std::filesystem::path(trained.data_dir) / "spm.model";
+  const data::SentencePieceModel spm(spm_file);
+  TESSERA_CHECK(spm.vocab_size() == trained.model.vocab_size, "--spm: ", spm_file.string(), " has ", spm.vocab_size(),
+                " pieces but the checkpoint's model has a vocabulary of ", trained.model.vocab_size);
+
+  model::ParameterStore store;
+  model::Transformer net(trained.model, store, grid.tp());
+  store.finalize(DType::f32, trained.seed);
+  const auto info = checkpoint::load_checkpoint(dir, store, nullptr, grid.world());
+  TESSERA_LOG_INFO("loaded ", dir.string(), " (step ", info.step, ")");
+
+  // Every rank reads the input (stdin is forwarded to rank 0 only, so rank 0 broadcasts it).
+  std::string text;
+  if (grid.world_rank() == 0) {
+    std::ostringstream all;
+    if (o.input.empty()) all << std::cin.rdbuf();
+    else {
+      std::ifstream in(o.input);
+      TESSERA_CHECK(in.good(), "--input: cannot open '", o.input, "'");
+      all << in.rdbuf();
+    }
+    text = all.str();
+  }
+  broadcast_string(grid.world(), text);
+  std::istringstream in(text);
+  const std::vector<std::string> sources = read_lines(in);
+
+  eval::DecodeOptions decode;
+  decode.beam = o.beam;
+  decode.length_penalty = o.length_penalty;
+  decode.max_len_extra = o.max_len_extra;
+  decode.batch_sentences = o.batch_sentences;
+  const auto hyps = eval::translate_text(net, grid, spm, sources, decode);
+
+  if (grid.world_rank() == 0) {
+    std::ofstream file;
+    if (!o.output.empty()) {
+      file.open(o.output);
+      TESSERA_CHECK(file.good(), "--output: cannot write '", o.output, "'");
+    }
+    std::ostream& out = o.output.empty() ? std::cout : file;
+    for (const auto& h : hyps) out << h << "\n";
+    if (!o.reference.empty()) {
+      const auto refs = read_lines(o.reference);
+      TESSERA_CHECK(refs.size() == hyps.size(), "--reference: '", o.reference, "' has ", refs.size(),
+                    " lines but the input has ", hyps.size());
+      std::cerr << eval::corpus_bleu(hyps, refs).to_string() << "\n";
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool print = world_rank_from_env() == 0;
+  std::optional<Options> options;
+  try {
+    options = parse(argc, argv, print);
+  } catch (const std::exception& e) {
+    if (print) std::cerr << "tessera-translate: error: " << e.what() << "\n";
+    return 2;
+  }
+  if (!options) return 0;
+  try {
+    parallel::MpiRuntime mpi(&argc, &argv);
+    return run(*options);
+  } catch (const std::exception& e) {
+    std::cerr << "tessera-translate: rank " << world_rank_from_env() << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}
