@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "eval/beam_search.h"
 #include "train/trainer.h"
 
 namespace tessera::eval {
@@ -54,7 +55,11 @@ std::vector<std::vector<int32_t>> translate_ids(model::Transformer& model, const
       longest = std::max<int64_t>(longest, sources[order[i]].size());
     }
     const model::Batch batch = model::Batch::from_pairs(pairs, 0, pairs.size(), 0, cfg.pad_id, cfg.bos_id, cfg.eos_id);
-    const auto hyps = model.greedy_decode(batch.src, batch.src_lengths, longest + options.max_len_extra);
+    const auto hyps =
+        options.beam > 1
+            ? beam_search(model, batch.src, batch.src_lengths,
+                          BeamOptions{options.beam, options.length_penalty, 1.0, options.max_len_extra})
+            : model.greedy_decode(batch.src, batch.src_lengths, longest + options.max_len_extra);
     for (size_t i = b; i < e; ++i) mine[order[i] - begin] = hyps[i - b];
   }
   return gather_over_dp(mine, grid.dp());

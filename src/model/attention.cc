@@ -1,6 +1,7 @@
 #include "model/attention.h"
 
 #include <cmath>
+#include <vector>
 
 #include "kernels/ops.h"
 
@@ -34,20 +35,71 @@ Tensor from_heads(const Tensor& y) {
   kernels::merge_heads(y, x3);
   return x;
 }
+// [B, H, S, dk] and the newest position [B, H, 1, dk] -> [B, H, S + 1, dk].
+Tensor append_position(const Tensor& past, const Tensor& now) {
+  const int64_t bh = now.dim(0) * now.dim(1), s = past.defined() ? past.dim(2) : 0, dk = now.dim(3);
+  Tensor out = Tensor::empty({now.dim(0), now.dim(1), s + 1, dk}, now.dtype(), now.device());
+  for (int64_t i = 0; i < bh; ++i) {
+    if (s > 0) out.view(i * (s + 1) * dk, {s * dk}).copy_from(past.view(i * s * dk, {s * dk}));
+    out.view(i * (s + 1) * dk + s * dk, {dk}).copy_from(now.view(i * dk, {dk}));
+  }
+  return out;
+}
 }  // namespace
+
+Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows) {
+  Shape shape = t.shape();
+  shape[0] = static_cast<int64_t>(rows.size());
+  Tensor out = Tensor::empty(shape, t.dtype(), t.device());
+  // One copy per run of consecutive source rows.
+  for (size_t i = 0; i < rows.size();) {
+    size_t j = i + 1;
+    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+    const int64_t n = static_cast<int64_t>(j - i);
+    out.rows(static_cast<int64_t>(i), static_cast<int64_t>(j)).copy_from(t.rows(rows[i], rows[i] + n));
+    i = j;
+  }
+  return out;
+}
+
+Tensor MultiHeadAttention::project_heads(parallel::ColumnParallelLinear& linear, const Tensor& x) {
+  const int64_t b = x.dim(0), s = x.dim(1);
+  Tensor y = Tensor::empty({b * s, local_heads_ * d_head_}, x.dtype());
+  linear.forward(x.reshape({b * s, d_model_}), y);
+  return to_heads(y, b, s, local_heads_);
+}
+
+KVCache MultiHeadAttention::project_keys_values(const Tensor& x) { return {project_heads(k_, x), project_heads(v_, x)}; }
+
+void MultiHeadAttention::append(KVCache& cache, const Tensor& x) {
+  cache.k = append_position(cache.k, project_heads(k_, x));
+  cache.v = append_position(cache.v, project_heads(v_, x));
+}
+
+Tensor MultiHeadAttention::attend(const Tensor& xq, const KVCache& cache, const Tensor& key_lengths) {
+  const int64_t b = xq.dim(0), sq = xq.dim(1), sk = cache.length(), bh = b * local_heads_;
+  const DType dt = xq.dtype();
+  const Tensor qh = project_heads(q_, xq);
+  // The same softmax(Q K^T / sqrt(d_k) + mask) V as forward, over the cached keys and values.
+  Tensor probs = Tensor::empty({b, local_heads_, sq, sk}, dt);
+  Tensor scores3 = probs.reshape({bh, sq, sk});
+  kernels::batched_matmul(qh.reshape({bh, sq, d_head_}), false, cache.k.reshape({bh, sk, d_head_}), true, scores3);
+  kernels::masked_softmax_forward(probs, key_lengths, causal_, 1.0 / std::sqrt(static_cast<double>(d_head_)), probs);
+  Tensor ctx_heads = Tensor::empty({b, local_heads_, sq, d_head_}, dt);
+  Tensor ctx3 = ctx_heads.reshape({bh, sq, d_head_});
+  kernels::batched_matmul(scores3, false, cache.v.reshape({bh, sk, d_head_}), false, ctx3);
+  Tensor out = Tensor::empty({b * sq, d_model_}, dt);
+  out_.forward(from_heads(ctx_heads), out);
+  return out.reshape({b, sq, d_model_});
+}
 
 Tensor MultiHeadAttention::forward(const StepContext& ctx, const Tensor& xq, const Tensor& xkv,
                                    const Tensor& key_lengths) {
-  const int64_t b = xq.dim(0), sq = xq.dim(1), sk = xkv.dim(1), w = local_heads_ * d_head_;
+  const int64_t b = xq.dim(0), sq = xq.dim(1), sk = xkv.dim(1);
   const DType dt = xq.dtype();
-  const Tensor xq2 = xq.reshape({b * sq, d_model_}), xkv2 = xkv.reshape({b * sk, d_model_});
-  Tensor q = Tensor::empty({b * sq, w}, dt), k = Tensor::empty({b * sk, w}, dt), v = Tensor::empty({b * sk, w}, dt);
-  q_.forward(xq2, q);
-  k_.forward(xkv2, k);
-  v_.forward(xkv2, v);
-  qh_ = to_heads(q, b, sq, local_heads_);
-  kh_ = to_heads(k, b, sk, local_heads_);
-  vh_ = to_heads(v, b, sk, local_heads_);
+  qh_ = project_heads(q_, xq);
+  kh_ = project_heads(k_, xkv);
+  vh_ = project_heads(v_, xkv);
 
   // scores = Q K^T per (batch, head); the softmax applies 1/sqrt(d_k) and the masks in place.
   const int64_t bh = b * local_heads_;

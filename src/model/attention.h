@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "model/context.h"
@@ -14,6 +15,17 @@
 #include "parallel/tensor_parallel_linear.h"
 
 namespace tessera::model {
+
+// Keys and values of this rank's heads kept across incremental decoding steps, heads-major
+// [rows, h/tp, S, d_k]. A self-attention cache grows by one position per step; a cross-attention
+// cache holds the projected encoder output, computed once per sentence.
+struct KVCache {
+  Tensor k, v;
+  int64_t length() const { return k.defined() ? k.dim(2) : 0; }
+};
+
+// The rows rows[0], rows[1], ... of t along dimension 0 (repeats, reorders or drops rows).
+Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows);
 
 class MultiHeadAttention {
  public:
@@ -29,7 +41,19 @@ class MultiHeadAttention {
   // For self-attention, pass the same tensor twice in forward and add the two in backward.
   void backward(const Tensor& dout, Tensor& dxq_partial, Tensor& dxkv_partial);
 
+  // Incremental decoding: no dropout, and nothing is kept for backward.
+  // The keys and values of x [B, S, d] (the encoder output, for cross-attention).
+  KVCache project_keys_values(const Tensor& x);
+  // Appends the keys and values of x [B, 1, d], the newest position, to a self-attention cache.
+  void append(KVCache& cache, const Tensor& x);
+  // Attention of xq [B, Sq, d] over the cached keys and values; key_lengths [B] masks padded keys
+  // and a causal layer lets query i see keys j <= i + (Sk - Sq). Returns [B, Sq, d] on every rank.
+  Tensor attend(const Tensor& xq, const KVCache& cache, const Tensor& key_lengths);
+
  private:
+  // x [B, S, d] through a column-parallel projection, split into this rank's heads [B, h/tp, S, d_k].
+  Tensor project_heads(parallel::ColumnParallelLinear& linear, const Tensor& x);
+
   int64_t d_model_, local_heads_, d_head_, head_offset_;
   bool causal_;
   float attention_dropout_;

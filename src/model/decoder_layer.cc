@@ -30,6 +30,25 @@ Tensor DecoderLayer::forward(const StepContext& ctx, const Tensor& y, const Tens
   return ffn_residual_.output(ctx, seq, y2, ffn_.forward(in3));
 }
 
+DecoderLayerCache DecoderLayer::start_cache(const Tensor& memory) {
+  return {KVCache{}, cross_attention_.project_keys_values(memory)};
+}
+
+Tensor DecoderLayer::forward_step(const Tensor& y, DecoderLayerCache& cache, const Tensor& self_lengths,
+                                  const Tensor& src_lengths) {
+  StepContext ctx;
+  ctx.training = false;
+  // The same three sublayers as forward; the newest position attends over every cached one.
+  const Tensor in = self_attention_residual_.sublayer_input(y);
+  self_attention_.append(cache.self, in);
+  const Tensor y1 = self_attention_residual_.output(ctx, 1, y, self_attention_.attend(in, cache.self, self_lengths));
+  const Tensor in2 = cross_attention_residual_.sublayer_input(y1);
+  const Tensor y2 =
+      cross_attention_residual_.output(ctx, 1, y1, cross_attention_.attend(in2, cache.cross, src_lengths));
+  const Tensor in3 = ffn_residual_.sublayer_input(y2);
+  return ffn_residual_.output(ctx, 1, y2, ffn_.forward(in3));
+}
+
 Tensor DecoderLayer::backward(const Tensor& dy, Tensor& dmemory_partial) {
   Tensor din3 = ffn_.backward(ffn_residual_.backward_output(dy));
   parallel::all_reduce_sum(tp_, din3);

@@ -11,6 +11,12 @@
 
 namespace tessera::model {
 
+// What one decoder layer keeps between incremental decoding steps: the keys and values of every
+// past position for its self-attention, and of the encoder output for its cross-attention.
+struct DecoderLayerCache {
+  KVCache self, cross;
+};
+
 class DecoderLayer {
  public:
   DecoderLayer(ParameterStore& store, const std::string& name, const ModelConfig& cfg, uint32_t& next_site,
@@ -20,6 +26,14 @@ class DecoderLayer {
                  const Tensor& src_lengths);
   // Returns dy; adds this layer's partial (un-reduced) gradient of the memory into dmemory_partial.
   Tensor backward(const Tensor& dy, Tensor& dmemory_partial);
+
+  // Incremental decoding, no dropout. A cache whose cross-attention holds the keys and values of
+  // memory [B, S, d] and whose self-attention is empty.
+  DecoderLayerCache start_cache(const Tensor& memory);
+  // y [B, 1, d], the newest position of each row -> [B, 1, d]. Appends its keys and values to the
+  // self-attention cache; self_lengths [B] is the cache length after that append.
+  Tensor forward_step(const Tensor& y, DecoderLayerCache& cache, const Tensor& self_lengths,
+                      const Tensor& src_lengths);
 
  private:
   parallel::Communicator& tp_;

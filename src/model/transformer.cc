@@ -1,5 +1,6 @@
 #include "model/transformer.h"
 
+#include "core/error.h"
 #include "kernels/ops.h"
 
 namespace tessera::model {
@@ -102,54 +103,103 @@ LossStats Transformer::forward_backward(const Batch& batch, const StepContext& s
   return {ce.loss_sum, ce.tokens, ce.correct};
 }
 
-LossStats Transformer::evaluate(const Batch& batch) {
+Tensor Transformer::teacher_forced_logits(const Tensor& src, const Tensor& src_lengths, const Tensor& tgt_in,
+                                          const Tensor& tgt_lengths) {
   StepContext ctx;
   ctx.training = false;
-  const int64_t b = batch.size(), t = batch.tgt_in.dim(1);
-  const Tensor memory = encode(ctx, batch.src, batch.src_lengths);
-  const Tensor h = decode(ctx, batch.tgt_in, batch.tgt_lengths, memory, batch.src_lengths).reshape({b * t, cfg_.d_model});
+  const int64_t b = tgt_in.dim(0), t = tgt_in.dim(1);
+  const Tensor memory = encode(ctx, src, src_lengths);
+  const Tensor h = decode(ctx, tgt_in, tgt_lengths, memory, src_lengths).reshape({b * t, cfg_.d_model});
   Tensor logits = Tensor::empty({b * t, embedding_.local_rows()}, store_.dtype());
   embedding_.project(h, logits);
+  return logits;
+}
+
+LossStats Transformer::evaluate(const Batch& batch) {
+  const int64_t b = batch.size(), t = batch.tgt_in.dim(1);
+  Tensor logits = teacher_forced_logits(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_lengths);
   const auto ce = parallel::vocab_parallel_cross_entropy(
       logits, embedding_.real_local_rows(), embedding_.vocab_start(), cfg_.vocab_size, batch.tgt_out.reshape({b * t}),
       cfg_.label_smoothing, cfg_.pad_id, 0.0, /*with_grad=*/false, tp_);
   return {ce.loss_sum, ce.tokens, ce.correct};
 }
 
-std::vector<std::vector<int32_t>> Transformer::greedy_decode(const Tensor& src, const Tensor& src_lengths,
-                                                             int64_t max_len) {
+DecoderState Transformer::start_decoding(const Tensor& src, const Tensor& src_lengths, int64_t rows_per_sentence) {
   StepContext ctx;
   ctx.training = false;
-  const int64_t b = src.dim(0);
   const Tensor memory = encode(ctx, src, src_lengths);
-  std::vector<std::vector<int32_t>> out(b);
-  std::vector<bool> done(b, false);
-  std::vector<int32_t> prefix(b, cfg_.bos_id);  // [B, t] row-major, grows by one column per step
-  for (int64_t t = 1; t <= max_len; ++t) {
-    Tensor tgt = Tensor::empty({b, t}, DType::i32), lengths = Tensor::empty({b}, DType::i32);
-    for (int64_t i = 0; i < b * t; ++i) tgt.data<int32_t>()[i] = prefix[i];
-    for (int64_t i = 0; i < b; ++i) lengths.data<int32_t>()[i] = static_cast<int32_t>(t);
-    const Tensor h = decode(ctx, tgt, lengths, memory, src_lengths);
-    // Only the last position's logits are needed.
-    Tensor last = Tensor::empty({b, cfg_.d_model}, h.dtype());
-    for (int64_t i = 0; i < b; ++i) last.rows(i, i + 1).copy_from(h.reshape({b * t, cfg_.d_model}).rows(i * t + t - 1, i * t + t));
-    Tensor logits = Tensor::empty({b, embedding_.local_rows()}, h.dtype());
-    embedding_.project(last, logits);
-    const Tensor next = parallel::vocab_parallel_argmax(logits, embedding_.real_local_rows(), embedding_.vocab_start(), tp_);
-    std::vector<int32_t> grown(b * (t + 1));
-    bool all_done = true;
-    for (int64_t i = 0; i < b; ++i) {
-      const int32_t id = next.data<int32_t>()[i];
-      if (!done[i]) {
-        if (id == cfg_.eos_id) done[i] = true;
-        else out[i].push_back(id);
-      }
-      all_done = all_done && done[i];
-      for (int64_t j = 0; j < t; ++j) grown[i * (t + 1) + j] = prefix[i * t + j];
-      grown[i * (t + 1) + t] = done[i] ? cfg_.pad_id : id;
+  // Row r decodes sentence r / k: the memory's keys and values are projected once per sentence
+  // and then repeated for its k rows.
+  std::vector<int64_t> sentence_of_row(src.dim(0) * rows_per_sentence);
+  for (size_t r = 0; r < sentence_of_row.size(); ++r) sentence_of_row[r] = static_cast<int64_t>(r) / rows_per_sentence;
+  DecoderState state;
+  state.src_lengths = gather_rows(src_lengths, sentence_of_row);
+  for (auto& layer : decoder_) {
+    DecoderLayerCache cache = layer->start_cache(memory);
+    if (rows_per_sentence > 1) {
+      cache.cross.k = gather_rows(cache.cross.k, sentence_of_row);
+      cache.cross.v = gather_rows(cache.cross.v, sentence_of_row);
     }
-    prefix.swap(grown);
-    if (all_done) break;
+    state.layers.push_back(std::move(cache));
+  }
+  return state;
+}
+
+Tensor Transformer::decode_step_logits(DecoderState& state, const std::vector<int32_t>& last_tokens) {
+  const int64_t rows = state.rows();
+  TESSERA_CHECK(static_cast<int64_t>(last_tokens.size()) == rows, "decode_step_logits: ", last_tokens.size(),
+                " tokens for ", rows, " rows");
+  Tensor ids = Tensor::empty({rows}, DType::i32), self_lengths = Tensor::empty({rows}, DType::i32);
+  for (int64_t r = 0; r < rows; ++r) {
+    ids.data<int32_t>()[r] = last_tokens[r];
+    self_lengths.data<int32_t>()[r] = static_cast<int32_t>(state.steps + 1);  // every past position is real
+  }
+  // The embedding of position t is sqrt(d) E[y_t] + PE(t), as in the full-sequence embed().
+  Tensor y = Tensor::empty({rows, cfg_.d_model}, store_.dtype());
+  embedding_.lookup(ids, y);
+  kernels::add_positions(y, 1, state.steps);
+  y = y.reshape({rows, 1, cfg_.d_model});
+  for (size_t i = 0; i < decoder_.size(); ++i)
+    y = decoder_[i]->forward_step(y, state.layers[i], self_lengths, state.src_lengths);
+  if (decoder_norm_) y = decoder_norm_->forward(y);
+  ++state.steps;
+  Tensor logits = Tensor::empty({rows, embedding_.local_rows()}, store_.dtype());
+  embedding_.project(y.reshape({rows, cfg_.d_model}), logits);
+  return logits;
+}
+
+void Transformer::reorder(DecoderState& state, const std::vector<int64_t>& rows) const {
+  state.src_lengths = gather_rows(state.src_lengths, rows);
+  for (DecoderLayerCache& cache : state.layers)
+    for (KVCache* kv : {&cache.self, &cache.cross}) {
+      kv->k = gather_rows(kv->k, rows);
+      kv->v = gather_rows(kv->v, rows);
+    }
+}
+
+std::vector<std::vector<int32_t>> Transformer::greedy_decode(const Tensor& src, const Tensor& src_lengths,
+                                                             int64_t max_len) {
+  DecoderState state = start_decoding(src, src_lengths, 1);
+  std::vector<std::vector<int32_t>> out(src.dim(0));
+  std::vector<int64_t> sentence(src.dim(0));  // the sentence each row of the state decodes
+  for (size_t i = 0; i < sentence.size(); ++i) sentence[i] = static_cast<int64_t>(i);
+  std::vector<int32_t> last(sentence.size(), cfg_.bos_id);
+  for (int64_t t = 0; t < max_len && !sentence.empty(); ++t) {
+    const Tensor next = parallel::vocab_parallel_argmax(decode_step_logits(state, last), embedding_.real_local_rows(),
+                                                        embedding_.vocab_start(), tp_);
+    // A row that emits eos is finished and leaves the batch; the others append their token.
+    std::vector<int64_t> keep, still_decoding;
+    last.clear();
+    for (size_t r = 0; r < sentence.size(); ++r) {
+      const int32_t id = next.data<int32_t>()[r];
+      if (id == cfg_.eos_id) continue;
+      out[sentence[r]].push_back(id);
+      keep.push_back(static_cast<int64_t>(r));
+      still_decoding.push_back(sentence[r]);
+      last.push_back(id);
+    }
+    if (!keep.empty() && keep.size() < sentence.size()) reorder(state, keep);
+    sentence.swap(still_decoding);
   }
   return out;
 }

@@ -28,6 +28,16 @@ struct LossStats {
   int64_t correct = 0;  // targets predicted by the argmax (teacher forcing)
 };
 
+// The state of incremental decoding for a batch of hypotheses ("rows"): per decoder layer, the
+// cached keys and values of this rank's heads (every tensor-parallel rank holds its own heads'
+// cache), and each row's source length for the cross-attention mask.
+struct DecoderState {
+  int64_t steps = 0;   // target positions fed so far: the position of the next token fed
+  Tensor src_lengths;  // [rows] i32
+  std::vector<DecoderLayerCache> layers;
+  int64_t rows() const { return src_lengths.defined() ? src_lengths.dim(0) : 0; }
+};
+
 class Transformer {
  public:
   // Declares every parameter in `store` (call store.finalize afterwards).
@@ -42,9 +52,27 @@ class Transformer {
   // Forward only, no dropout.
   LossStats evaluate(const Batch& batch);
 
+  // Teacher-forced next-token logits without dropout, [B*T, V/tp]: this rank's vocabulary slice.
+  Tensor teacher_forced_logits(const Tensor& src, const Tensor& src_lengths, const Tensor& tgt_in,
+                               const Tensor& tgt_lengths);
+
   // Greedy decoding: for each source sentence, the argmax token at each step until eos or
   // max_len tokens. Returns the ids without bos/eos.
   std::vector<std::vector<int32_t>> greedy_decode(const Tensor& src, const Tensor& src_lengths, int64_t max_len);
+
+  // Incremental decoding with cached keys and values (greedy_decode and eval/beam_search use it).
+  // Encodes src [B, S] once and starts rows_per_sentence empty hypotheses per sentence: rows
+  // [s*k, (s+1)*k) belong to sentence s and share its cross-attention keys and values.
+  DecoderState start_decoding(const Tensor& src, const Tensor& src_lengths, int64_t rows_per_sentence);
+  // Feeds each row's newest token (at position state.steps) through the decoder and returns the
+  // logits of the token after it, [rows, V/tp]: this rank's vocabulary slice.
+  Tensor decode_step_logits(DecoderState& state, const std::vector<int32_t>& last_tokens);
+  // Keeps rows rows[0], rows[1], ... of the state: reselected beams, finished sentences dropped.
+  void reorder(DecoderState& state, const std::vector<int64_t>& rows) const;
+
+  // The vocabulary split of the logits, and the group they are split over.
+  const parallel::VocabParallelEmbedding& embedding() const { return embedding_; }
+  parallel::Communicator& tensor_parallel() const { return tp_; }
 
  private:
   struct ParamRange {

@@ -1,0 +1,351 @@
+// Incremental decoding with cached keys and values, greedy decoding and beam search, on one
+// process: the cache reproduces the full-sequence forward, the cached greedy decoder reproduces
+// the recompute-everything one, beam 1 is greedy, batching changes nothing, beam scores are the
+// model's log-probabilities, and on a trained model beam 4 is at least as accurate as greedy.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "data/synthetic_task.h"
+#include "eval/beam_search.h"
+#include "kernels/ops.h"
+#include "model/transformer.h"
+#include "model_test_util.h"
+#include "parallel/process_grid.h"
+#include "parallel/self_communicator.h"
+#include "parallel/vocab_parallel_cross_entropy.h"
+#include "parallel/vocab_parallel_topk.h"
+#include "train/trainer.h"
+
+namespace tessera {
+namespace {
+using namespace tessera::testing;
+
+model::ModelConfig decoding_config(bool pre_ln) {
+  model::ModelConfig cfg = tiny_test_config(pre_ln);
+  cfg.vocab_size = 17;
+  cfg.d_model = 16;
+  cfg.d_ff = 24;
+  return cfg;
+}
+
+// A random model in double precision (dropout is off in decoding).
+struct RandomModel {
+  explicit RandomModel(const model::ModelConfig& cfg) : net(cfg, store, tp) { store.finalize(DType::f64, rng()()); }
+  parallel::SelfCommunicator tp{"tp"};
+  model::ParameterStore store;
+  model::Transformer net;
+};
+
+// Rows `rows` of a [N, C] tensor, as one tensor.
+Tensor pick_rows(const Tensor& t, const std::vector<int64_t>& rows) { return model::gather_rows(t, rows); }
+
+void expect_close(const Tensor& got, const Tensor& want, double tol, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  const Tensor g = got.to(DType::f64), w = want.to(DType::f64);
+  int bad = 0;
+  for (int64_t i = 0; i < g.numel() && bad < 5; ++i) {
+    const double a = g.data<double>()[i], b = w.data<double>()[i];
+    if (std::abs(a - b) > tol * (1 + std::abs(b))) ++bad, ADD_FAILURE() << what << " element " << i << ": " << a << " vs " << b;
+  }
+}
+
+// The greedy decoder as it was before the cache: re-run the whole decoder on the growing prefix.
+std::vector<std::vector<int32_t>> recompute_greedy(model::Transformer& net, const Tensor& src, const Tensor& src_lengths,
+                                                   int64_t max_len) {
+  const model::ModelConfig& cfg = net.config();
+  const int64_t b = src.dim(0);
+  std::vector<std::vector<int32_t>> out(b);
+  std::vector<bool> done(b, false);
+  std::vector<int32_t> prefix(b, cfg.bos_id);  // [B, t] row-major
+  for (int64_t t = 1; t <= max_len; ++t) {
+    Tensor tgt = Tensor::empty({b, t}, DType::i32), lengths = Tensor::empty({b}, DType::i32);
+    std::vector<int64_t> last_rows;
+    for (int64_t i = 0; i < b * t; ++i) tgt.data<int32_t>()[i] = prefix[i];
+    for (int64_t i = 0; i < b; ++i) lengths.data<int32_t>()[i] = static_cast<int32_t>(t), last_rows.push_back(i * t + t - 1);
+    const Tensor logits = pick_rows(net.teacher_forced_logits(src, src_lengths, tgt, lengths), last_rows);
+    const Tensor next = parallel::vocab_parallel_argmax(logits, net.embedding().real_local_rows(),
+                                                        net.embedding().vocab_start(), net.tensor_parallel());
+    std::vector<int32_t> grown(b * (t + 1));
+    bool all_done = true;
+    for (int64_t i = 0; i < b; ++i) {
+      const int32_t id = next.data<int32_t>()[i];
+      if (!done[i]) {
+        if (id == cfg.eos_id) done[i] = true;
+        else out[i].push_back(id);
+      }
+      all_done = all_done && done[i];
+      for (int64_t j = 0; j < t; ++j) grown[i * (t + 1) + j] = prefix[i * t + j];
+      grown[i * (t + 1) + t] = done[i] ? cfg.pad_id : id;
+    }
+    prefix.swap(grown);
+    if (all_done) break;
+  }
+  return out;
+}
+
+// log P(tokens [eos] | src) of one sentence, teacher-forced from scratch: the sum over positions of
+// the log-softmax of the target token (eos last when the hypothesis ended with it).
+double sequence_log_prob(model::Transformer& net, const Tensor& src, const Tensor& src_lengths,
+                         const std::vector<int32_t>& tokens, bool ended_in_eos) {
+  const model::ModelConfig& cfg = net.config();
+  std::vector<int32_t> inputs = {cfg.bos_id}, targets = tokens;
+  inputs.insert(inputs.end(), tokens.begin(), tokens.end());
+  if (ended_in_eos) targets.push_back(cfg.eos_id);
+  else inputs.pop_back();
+  const int64_t t = static_cast<int64_t>(inputs.size());
+  Tensor tgt = Tensor::empty({1, t}, DType::i32), len = Tensor::empty({1}, DType::i32);
+  for (int64_t j = 0; j < t; ++j) tgt.data<int32_t>()[j] = inputs[j];
+  len.data<int32_t>()[0] = static_cast<int32_t>(t);
+  const Tensor logits = net.teacher_forced_logits(src, src_lengths, tgt, len).to(DType::f64);
+  const std::vector<double> log_z =
+      parallel::vocab_parallel_log_normalizer(logits, net.embedding().real_local_rows(), net.tensor_parallel());
+  double log_prob = 0;
+  for (int64_t j = 0; j < t; ++j) log_prob += logits.data<double>()[j * logits.dim(1) + targets[j]] - log_z[j];
+  return log_prob;
+}
+
+// Sentence i of a batch as a batch of one, without padding.
+model::Batch sentence_of(const model::Batch& batch, int64_t i) {
+  model::Batch one;
+  const int32_t len = batch.src_lengths.data<int32_t>()[i];
+  one.src = Tensor::empty({1, len}, DType::i32);
+  for (int32_t j = 0; j < len; ++j) one.src.data<int32_t>()[j] = batch.src.data<int32_t>()[i * batch.src.dim(1) + j];
+  one.src_lengths = batch.src_lengths.rows(i, i + 1).clone();
+  return one;
+}
+
+void check_cache_matches_full_forward(bool pre_ln) {
+  RandomModel m(decoding_config(pre_ln));
+  const model::Batch batch = random_batch(m.net.config(), 4, 7, 6, rng());
+  const int64_t b = batch.size(), t_max = batch.tgt_in.dim(1);
+  const Tensor full = m.net.teacher_forced_logits(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_lengths);
+  model::DecoderState state = m.net.start_decoding(batch.src, batch.src_lengths, 1);
+  for (int64_t t = 0; t < t_max; ++t) {
+    std::vector<int32_t> tokens(b);
+    for (int64_t i = 0; i < b; ++i) tokens[i] = batch.tgt_in.data<int32_t>()[i * t_max + t];
+    const Tensor step = m.net.decode_step_logits(state, tokens);
+    // Positions past a sentence's target length are padding in the full forward: skip them.
+    for (int64_t i = 0; i < b; ++i)
+      if (t < batch.tgt_lengths.data<int32_t>()[i])
+        expect_close(step.rows(i, i + 1), full.rows(i * t_max + t, i * t_max + t + 1), 1e-5,
+                     "sentence " + std::to_string(i) + " position " + std::to_string(t));
+  }
+}
+
+TEST(Decoding, CachedStepsGiveTheFullForwardLogitsPostLn) { check_cache_matches_full_forward(false); }
+TEST(Decoding, CachedStepsGiveTheFullForwardLogitsPreLn) { check_cache_matches_full_forward(true); }
+
+// Two hypotheses per sentence with different prefixes; after reordering the rows (swap one
+// sentence's pair, duplicate the other's), each row continues its new hypothesis exactly.
+TEST(Decoding, ReorderedCacheFollowsItsHypotheses) {
+  RandomModel m(decoding_config(false));
+  const model::ModelConfig& cfg = m.net.config();
+  const model::Batch batch = random_batch(cfg, 2, 6, 2, rng());
+  std::uniform_int_distribution<int32_t> token(4, static_cast<int32_t>(cfg.vocab_size) - 1);
+  const int64_t steps = 3;
+  std::vector<std::vector<int32_t>> prefix(4, {cfg.bos_id});  // row r belongs to sentence r / 2
+  for (auto& p : prefix)
+    for (int64_t t = 1; t < steps; ++t) p.push_back(token(rng()));
+  model::DecoderState state = m.net.start_decoding(batch.src, batch.src_lengths, 2);
+  for (int64_t t = 0; t < steps; ++t) {
+    std::vector<int32_t> tokens;
+    for (const auto& p : prefix) tokens.push_back(p[t]);
+    m.net.decode_step_logits(state, tokens);
+  }
+  const std::vector<int64_t> order = {1, 0, 3, 3};
+  m.net.reorder(state, order);
+  std::vector<std::vector<int32_t>> reordered;
+  for (int64_t r : order) reordered.push_back(prefix[r]);
+  std::vector<int32_t> next;
+  for (auto& p : reordered) p.push_back(token(rng())), next.push_back(p.back());
+  const Tensor got = m.net.decode_step_logits(state, next);
+
+  // The same four hypotheses teacher-forced from scratch: the logits of their last position.
+  const std::vector<int64_t> sentence = {0, 0, 1, 1};
+  const int64_t t = steps + 1;
+  Tensor tgt = Tensor::empty({4, t}, DType::i32), lengths = Tensor::empty({4}, DType::i32);
+  std::vector<int64_t> last_rows;
+  for (int64_t r = 0; r < 4; ++r) {
+    for (int64_t j = 0; j < t; ++j) tgt.data<int32_t>()[r * t + j] = reordered[r][j];
+    lengths.data<int32_t>()[r] = static_cast<int32_t>(t);
+    last_rows.push_back(r * t + t - 1);
+  }
+  const Tensor want = pick_rows(m.net.teacher_forced_logits(pick_rows(batch.src, sentence),
+                                                            pick_rows(batch.src_lengths, sentence), tgt, lengths),
+                                last_rows);
+  expect_close(got, want, 1e-5, "reordered rows");
+}
+
+TEST(Decoding, CachedGreedyEqualsRecomputeGreedy) {
+  for (bool pre_ln : {false, true}) {
+    RandomModel m(decoding_config(pre_ln));
+    const model::Batch batch = random_batch(m.net.config(), 6, 7, 2, rng());
+    const int64_t max_len = 9;
+    EXPECT_EQ(m.net.greedy_decode(batch.src, batch.src_lengths, max_len),
+              recompute_greedy(m.net, batch.src, batch.src_lengths, max_len))
+        << (pre_ln ? "pre-LN" : "post-LN");
+  }
+}
+
+TEST(Decoding, BeamOneIsGreedy) {
+  RandomModel m(decoding_config(false));
+  const model::Batch batch = random_batch(m.net.config(), 6, 7, 2, rng());
+  eval::BeamOptions o;
+  o.beam = 1;
+  o.max_len_a = 0;
+  o.max_len_b = 9;  // the same maximum length as greedy's
+  EXPECT_EQ(eval::beam_search(m.net, batch.src, batch.src_lengths, o),
+            m.net.greedy_decode(batch.src, batch.src_lengths, o.max_len_b));
+}
+
+TEST(Decoding, BatchedDecodingEqualsOneSentenceAtATime) {
+  RandomModel m(decoding_config(true));
+  const model::Batch batch = random_batch(m.net.config(), 5, 8, 2, rng());
+  eval::BeamOptions o;
+  o.max_len_b = 6;
+  const auto greedy = m.net.greedy_decode(batch.src, batch.src_lengths, 10);
+  const auto beams = eval::beam_search_nbest(m.net, batch.src, batch.src_lengths, o);
+  for (int64_t i = 0; i < batch.size(); ++i) {
+    const model::Batch one = sentence_of(batch, i);
+    EXPECT_EQ(m.net.greedy_decode(one.src, one.src_lengths, 10).at(0), greedy[i]) << "sentence " << i;
+    const auto alone = eval::beam_search_nbest(m.net, one.src, one.src_lengths, o).at(0);
+    ASSERT_EQ(alone.size(), beams[i].size()) << "sentence " << i;
+    for (size_t h = 0; h < alone.size(); ++h) {
+      EXPECT_EQ(alone[h].tokens, beams[i][h].tokens) << "sentence " << i << " hypothesis " << h;
+      EXPECT_NEAR(alone[h].score, beams[i][h].score, 1e-9) << "sentence " << i << " hypothesis " << h;
+    }
+  }
+}
+
+// Every returned hypothesis carries the model's log-probability of its tokens (and of eos when it
+// ended there), recomputed teacher-forced from scratch: the cache rows followed their hypotheses
+// through every reselection. The n-best list has `beam` entries, best score first.
+TEST(Decoding, BeamScoresAreTheModelsLogProbabilities) {
+  RandomModel m(decoding_config(false));
+  const model::ModelConfig& cfg = m.net.config();
+  const model::Batch batch = random_batch(cfg, 3, 6, 2, rng());
+  eval::BeamOptions o;
+  o.max_len_b = 5;
+  const auto nbest = eval::beam_search_nbest(m.net, batch.src, batch.src_lengths, o);
+  for (int64_t s = 0; s < batch.size(); ++s) {
+    const int64_t max_len = batch.src_lengths.data<int32_t>()[s] + o.max_len_b;
+    ASSERT_GE(nbest[s].size(), 1u);
+    ASSERT_LE(static_cast<int64_t>(nbest[s].size()), o.beam);
+    for (size_t h = 0; h < nbest[s].size(); ++h) {
+      const eval::Hypothesis& hyp = nbest[s][h];
+      if (h > 0) {
+        EXPECT_LE(hyp.score, nbest[s][h - 1].score);
+      }
+      const bool ended_in_eos = static_cast<int64_t>(hyp.tokens.size()) < max_len;
+      const int64_t t = static_cast<int64_t>(hyp.tokens.size()) + (ended_in_eos ? 1 : 0);
+      const double log_prob = sequence_log_prob(m.net, batch.src.rows(s, s + 1), batch.src_lengths.rows(s, s + 1),
+                                                hyp.tokens, ended_in_eos);
+      EXPECT_NEAR(hyp.log_prob, log_prob, 1e-9) << "sentence " << s << " hypothesis " << h;
+      EXPECT_NEAR(hyp.score, log_prob / eval::length_penalty(t, o.length_penalty), 1e-9);
+    }
+  }
+}
+
+// Top-k over the whole vocabulary: the k largest log-softmax values, ties to the lowest id.
+TEST(Decoding, TopKLogProbsMatchAFullSort) {
+  parallel::SelfCommunicator tp("tp");
+  const int64_t n = 3, cols = 12, real = 10, k = 4;
+  Tensor logits = random_tensor({n, cols}, DType::f64, -2, 2);
+  logits.data<double>()[0 * cols + 5] = logits.data<double>()[0 * cols + 2] = 3.0;  // a tie: id 2 first
+  logits.data<double>()[1 * cols + 11] = 100.0;  // a padded column never wins
+  const parallel::VocabTopK top = parallel::vocab_parallel_topk_log_probs(logits, real, 0, k, tp);
+  for (int64_t i = 0; i < n; ++i) {
+    const double* z = logits.data<double>() + i * cols;
+    double m = z[0], s = 0;
+    for (int64_t j = 0; j < real; ++j) m = std::max(m, z[j]);
+    for (int64_t j = 0; j < real; ++j) s += std::exp(z[j] - m);
+    std::vector<int32_t> order(real);
+    for (int32_t j = 0; j < real; ++j) order[j] = j;
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return z[a] > z[b]; });
+    for (int64_t j = 0; j < k; ++j) {
+      EXPECT_EQ(top.ids[i * k + j], order[j]) << "row " << i << " rank " << j;
+      EXPECT_NEAR(top.log_probs[i * k + j], z[order[j]] - m - std::log(s), 1e-12);
+    }
+  }
+}
+
+// A small model trained briefly on the synthetic reverse task (no dropout, so the run does not
+// depend on the dropout streams), then decoded greedily and with beam 4 on held-out sentences.
+// Beam search ranks whole sequences, so it finds hypotheses at least as probable (length-normalised)
+// as greedy's, and on this task that makes it at least as accurate.
+TEST(Decoding, BeamFourIsAtLeastAsAccurateAsGreedyOnATrainedModel) {
+  kernels::set_num_threads(1);
+  const auto start = std::chrono::steady_clock::now();
+  train::TrainOptions o;
+  o.model.vocab_size = 16;
+  o.model.d_model = 32;
+  o.model.d_ff = 64;
+  o.model.heads = 4;
+  o.model.encoder_layers = 2;
+  o.model.decoder_layers = 2;
+  o.model.dropout = 0.0f;
+  o.model.attention_dropout = 0.0f;
+  o.warmup = 100;
+  o.batch_sentences = 32;
+  o.seed = 6;
+  parallel::ProcessGrid grid = parallel::ProcessGrid::single();
+  train::Trainer trainer(o, grid);
+  data::SyntheticTask task;
+  task.vocab_size = o.model.vocab_size;
+  task.min_len = 3;
+  task.max_len = 8;
+  task.seed = o.seed;
+  const int64_t steps = 600;
+  for (int64_t step = 0; step < steps; ++step)
+    trainer.train_step(task.pairs(data::kTrainSplit, step * o.batch_sentences, o.batch_sentences));
+
+  const auto held_out = task.pairs(data::kHeldOutSplit, 0, 256);
+  const model::ModelConfig& cfg = o.model;
+  const model::Batch batch = model::Batch::from_pairs(held_out, 0, held_out.size(), 0, cfg.pad_id, cfg.bos_id, cfg.eos_id);
+  const eval::BeamOptions beam_options;  // beam 4, alpha 0.6, source length + 50
+  const int64_t max_len = task.max_len + 1 + beam_options.max_len_b;
+  const auto greedy = trainer.model().greedy_decode(batch.src, batch.src_lengths, max_len);
+  const auto nbest = eval::beam_search_nbest(trainer.model(), batch.src, batch.src_lengths, beam_options);
+
+  // Sentence accuracy (the whole reversal right) and token accuracy (position by position plus
+  // the eos position, as in Trainer::greedy_token_accuracy).
+  double greedy_sentences = 0, beam_sentences = 0, greedy_tokens = 0, beam_tokens = 0, tokens = 0;
+  double greedy_score = 0, beam_score = 0;
+  auto token_matches = [](const std::vector<int32_t>& hyp, const std::vector<int32_t>& ref) {
+    double correct = hyp.size() == ref.size();
+    for (size_t j = 0; j < ref.size(); ++j) correct += j < hyp.size() && hyp[j] == ref[j];
+    return correct;
+  };
+  for (size_t i = 0; i < held_out.size(); ++i) {
+    const auto& ref = held_out[i].tgt;
+    const auto& beam = nbest[i].at(0).tokens;
+    greedy_sentences += greedy[i] == ref;
+    beam_sentences += beam == ref;
+    greedy_tokens += token_matches(greedy[i], ref);
+    beam_tokens += token_matches(beam, ref);
+    tokens += static_cast<double>(ref.size() + 1);
+    for (size_t h = 1; h < nbest[i].size(); ++h) EXPECT_LE(nbest[i][h].score, nbest[i][h - 1].score);
+    // Greedy's hypothesis under beam search's objective, log P / lp, rescored from scratch.
+    const bool eos = static_cast<int64_t>(greedy[i].size()) < max_len;
+    const double score = sequence_log_prob(trainer.model(), batch.src.rows(i, i + 1), batch.src_lengths.rows(i, i + 1),
+                                           greedy[i], eos) /
+                         eval::length_penalty(static_cast<int64_t>(greedy[i].size()) + eos, beam_options.length_penalty);
+    EXPECT_GE(nbest[i][0].score, score - 1e-4) << "sentence " << i << ": beam search found a worse hypothesis than greedy";
+    greedy_score += score;
+    beam_score += nbest[i][0].score;
+  }
+  const double n = static_cast<double>(held_out.size());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("after %lld steps (%.1f s), greedy vs beam 4: sentence accuracy %.4f vs %.4f, token accuracy %.4f vs "
+              "%.4f, mean log P / lp %.4f vs %.4f\n",
+              static_cast<long long>(steps), seconds, greedy_sentences / n, beam_sentences / n, greedy_tokens / tokens,
+              beam_tokens / tokens, greedy_score / n, beam_score / n);
+  EXPECT_GT(greedy_sentences / n, 0.5);  // the model has learned the task, so the comparison means something
+  EXPECT_GE(beam_sentences, greedy_sentences);
+  EXPECT_GE(beam_tokens, greedy_tokens);
+}
+
+}  // namespace
+}  // namespace tessera
