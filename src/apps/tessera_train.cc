@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 
 #include "checkpoint/checkpoint.h"
@@ -123,6 +124,12 @@ int run(const train::TrainOptions& o) {
     TESSERA_LOG_INFO("saved checkpoint ", dir.string());
   };
 
+  // Learning curve, one line per step, at full precision so runs can be compared exactly.
+  std::ofstream curve;
+  if (!o.out_dir.empty() && grid.world_rank() == 0) {
+    curve.open(std::filesystem::path(o.out_dir) / "train.tsv");
+    curve << "step\tloss\tgrad_norm\tlr\ttarget_tokens\tseconds\n" << std::setprecision(17);
+  }
   const auto start = std::chrono::steady_clock::now();
   auto minutes = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60; };
   double tokens = 0, seconds = 0;
@@ -132,6 +139,9 @@ int run(const train::TrainOptions& o) {
     step = s.step;
     tokens += static_cast<double>(s.source_tokens + s.target_tokens);
     seconds += s.seconds;
+    if (curve.is_open())
+      curve << s.step << "\t" << s.loss << "\t" << s.grad_norm << "\t" << s.lr << "\t" << s.target_tokens << "\t"
+            << s.seconds << std::endl;
     if (!std::isfinite(s.loss)) TESSERA_FAIL("loss is ", s.loss, " at step ", s.step, "; lower --lr-factor or set --clip-norm");
     // Every rank must agree on stopping: the time limit is taken from world rank 0's clock.
     double stop = o.time_limit_minutes > 0 && minutes() >= o.time_limit_minutes ? 1 : 0;

@@ -4,3 +4,10 @@ target_link_libraries(train_reverse_test PRIVATE tessera GTest::gtest GTest::gte
 target_compile_definitions(train_reverse_test PRIVATE TESSERA_CONFIG_DIR="${CMAKE_SOURCE_DIR}/configs")
 add_test(NAME train_reverse_tiny COMMAND train_reverse_test)
 set_tests_properties(train_reverse_tiny PROPERTIES TIMEOUT 900 LABELS e2e)
+
+# A resumed run reproduces the uninterrupted one, bit for bit (tp=2 under mpirun).
+add_test(NAME train_resume_reproduces_uninterrupted
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/resume.sh ${TESSERA_MPIRUN} --
+                 $<TARGET_FILE:tessera-train> ${CMAKE_SOURCE_DIR}/configs/tiny.cfg ${CMAKE_CURRENT_BINARY_DIR}/resume)
+set_tests_properties(train_resume_reproduces_uninterrupted PROPERTIES TIMEOUT 300 LABELS "e2e;mpi"
+                     ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")

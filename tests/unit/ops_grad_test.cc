@@ -122,6 +122,8 @@ TEST(OpsGrad, DropoutWithResidual) {
   int64_t kept = 0;
   for (int64_t i = 0; i < y.numel(); ++i) {
     const double v = y.data<double>()[i] - r.data<double>()[i];
+    // The kernel keeps exactly the elements the shared mask definition keeps.
+    EXPECT_EQ(v != 0, k::dropout_keep(site, i / 16, i % 16)) << "element " << i;
     if (v != 0) {
       ++kept;
       EXPECT_NEAR(v, x.data<double>()[i] / (1.0 - static_cast<double>(site.p)), 1e-12);
