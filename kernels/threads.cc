@@ -17,10 +17,12 @@ namespace {
 int g_threads = 1;
 }
 
+// OpenMP's threads do all the work, matrix products included (kernels/cpu/matmul_cpu.cc cuts them
+// into per-thread panels); OpenBLAS stays single-threaded so its pool never competes with OpenMP's.
 void set_num_threads(int threads) {
   g_threads = threads < 1 ? 1 : threads;
   omp_set_num_threads(g_threads);
-  openblas_set_num_threads(g_threads);
+  openblas_set_num_threads(1);
 }
 
 int num_threads() { return g_threads; }

@@ -1,5 +1,7 @@
 // Elementwise ops and row reductions. One pass over memory each.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "kernels/cpu/cpu_ops.h"
 
@@ -50,21 +52,23 @@ void bias_backward(const T* dy, T* dbias, int64_t rows, int64_t cols) {
   }
 }
 
-// Sum of squares in double, over fixed chunks so the result does not depend on the thread count.
+// Sum of squares in double, over fixed chunks summed in chunk order, so the result does not
+// depend on the thread count (and threads never wait on each other chunk by chunk).
 template <typename T>
 double sum_squares(const T* x, int64_t n) {
   constexpr int64_t kChunk = 1 << 14;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-  double total = 0;
-#pragma omp parallel for schedule(static) ordered
+  std::vector<double> partial(chunks);
+#pragma omp parallel for schedule(static)
   for (int64_t ch = 0; ch < chunks; ++ch) {
     double s = 0;
     const int64_t end = std::min(n, (ch + 1) * kChunk);
 #pragma omp simd reduction(+ : s)
     for (int64_t i = ch * kChunk; i < end; ++i) s += static_cast<double>(x[i]) * x[i];
-#pragma omp ordered
-    total += s;
+    partial[ch] = s;
   }
+  double total = 0;
+  for (double s : partial) total += s;
   return total;
 }
 

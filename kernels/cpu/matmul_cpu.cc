@@ -1,37 +1,102 @@
 // Matrix products through OpenBLAS's cblas_{s,d}gemm (row-major).
+//
+// One pool of threads does all the work: OpenMP's. OpenBLAS runs single-threaded, and a large
+// product is cut into one panel of C per OpenMP thread (rows of C when it is at least as tall as
+// it is wide, else columns), each a single-threaded gemm over the full inner dimension. With
+// OpenBLAS's own thread pool next to OpenMP's, the two pools spin-wait on the same cores and a
+// 2-core training step ran several times slower than with either pool alone.
 #include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
 
 #include "kernels/cpu/cpu_ops.h"
-#include "kernels/threads.h"
+
+extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace tessera::kernels::cpu {
+namespace {
 
-template <>
-void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                 const float* b, float beta, float* c) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
-              alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
+// Below this many multiply-adds a product runs on the calling thread alone.
+constexpr int64_t kParallelMinMacs = int64_t{96} * 96 * 96;
+// Panels are multiples of this many rows or columns (the micro-kernels' tile width).
+constexpr int64_t kPanelAlign = 16;
+
+void blas_single_threaded_once() {
+  static const bool once = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
 }
 
-template <>
-void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
-                  const double* b, double beta, double* c) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
-              alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
+// c [m, n] (leading dimension ldc) = alpha op(a) op(b) + beta c, with explicit leading dimensions.
+void blas(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda,
+              b, ldb, beta, c, ldc);
+}
+void blas(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a, int64_t lda,
+          const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda,
+              b, ldb, beta, c, ldc);
+}
+
+// The whole product on this thread.
+template <typename T>
+void gemm_serial(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, const T* b, T beta,
+                 T* c) {
+  blas(ta, tb, m, n, k, alpha, a, ta ? m : k, b, tb ? k : n, beta, c, n);
+}
+
+// Rows [i0, i1) of c, or columns [j0, j1): op(a) rows i are row i of a (or its column i when
+// transposed); op(b) columns j are column j of b (or its row j when transposed).
+template <typename T>
+void gemm_rows(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, const T* b, T beta, T* c,
+               int64_t i0, int64_t i1) {
+  blas(ta, tb, i1 - i0, n, k, alpha, ta ? a + i0 : a + i0 * k, ta ? m : k, b, tb ? k : n, beta, c + i0 * n, n);
+}
+template <typename T>
+void gemm_cols(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, const T* b, T beta, T* c,
+               int64_t j0, int64_t j1) {
+  blas(ta, tb, m, j1 - j0, k, alpha, a, ta ? m : k, tb ? b + j0 * k : b + j0, tb ? k : n, beta, c + j0, n);
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, const T* b, T beta, T* c) {
+  blas_single_threaded_once();
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int64_t extent = std::max(m, n);
+  const int64_t panels = std::min<int64_t>(threads, extent / kPanelAlign);
+  if (panels < 2 || m * n * k < kParallelMinMacs) return gemm_serial(ta, tb, m, n, k, alpha, a, b, beta, c);
+  const bool by_rows = m >= n;
+#pragma omp parallel for num_threads(panels) schedule(static)
+  for (int64_t p = 0; p < panels; ++p) {
+    // Panel p's share of the extent, cut at multiples of kPanelAlign.
+    const int64_t tiles = (extent + kPanelAlign - 1) / kPanelAlign;
+    const int64_t lo = std::min(extent, tiles * p / panels * kPanelAlign);
+    const int64_t hi = std::min(extent, tiles * (p + 1) / panels * kPanelAlign);
+    if (lo == hi) continue;
+    if (by_rows) gemm_rows(ta, tb, m, n, k, alpha, a, b, beta, c, lo, hi);
+    else gemm_cols(ta, tb, m, n, k, alpha, a, b, beta, c, lo, hi);
+  }
 }
 
 template <typename T>
 void batched_gemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
                   const T* b, T beta, T* c) {
-  SingleThreadedBlas guard;
-#pragma omp parallel for schedule(static)
+  blas_single_threaded_once();
+#pragma omp parallel for schedule(static) if (batch * m * n * k >= kParallelMinMacs)
   for (int64_t i = 0; i < batch; ++i)
-    gemm<T>(ta, tb, m, n, k, alpha, a + i * m * k, b + i * k * n, beta, c + i * m * n);
+    gemm_serial<T>(ta, tb, m, n, k, alpha, a + i * m * k, b + i * k * n, beta, c + i * m * n);
 }
 
-template void batched_gemm<float>(bool, bool, int64_t, int64_t, int64_t, int64_t, float, const float*,
-                                  const float*, float, float*);
-template void batched_gemm<double>(bool, bool, int64_t, int64_t, int64_t, int64_t, double, const double*,
-                                   const double*, double, double*);
+#define INSTANTIATE(T)                                                                                  \
+  template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, const T*, T, T*);           \
+  template void batched_gemm<T>(bool, bool, int64_t, int64_t, int64_t, int64_t, T, const T*, const T*, T, \
+                                T*);
+TESSERA_CPU_INSTANTIATE(INSTANTIATE)
 
 }  // namespace tessera::kernels::cpu

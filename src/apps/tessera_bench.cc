@@ -1,0 +1,510 @@
+// tessera-bench: training throughput read against the limit of this machine (docs/performance.md).
+//
+// Without --overlap it prints, on one process:
+//   1. the OpenBLAS sgemm rate of square and transformer-shaped products: the machine's limit;
+//   2. for each --model-config (configs/*.cfg, switched to the synthetic reverse task so no data is
+//      needed): tokens/s of a full training step (forward + backward + Adam), the model FLOPs of
+//      the step (every matrix product, counted analytically) and the achieved share of the peak;
+//   3. where the step's time goes: forward + backward, optimizer, and the step's matrix products
+//      replayed alone with the same shapes, whose difference is the non-GEMM time.
+// With --overlap, under `mpirun -np 2` (data-parallel, one thread per rank by default), it measures
+// how much of the gradient all-reduce hides behind backward, for each --bucket-mb:
+//   a = step with bucketed, overlapped all-reduce; b = the same per-rank batch computed alone;
+//   c = the all-reduce of the whole gradient in the same buckets alone; hidden = (b + c - a) / c.
+#include <mpi.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/error.h"
+#include "data/synthetic_task.h"
+#include "kernels/ops.h"
+#include "kernels/threads.h"
+#include "parallel/gradient_buckets.h"
+#include "parallel/mpi_runtime.h"
+#include "parallel/process_grid.h"
+#include "train/optimizer.h"
+#include "train/trainer.h"
+
+namespace po = boost::program_options;
+using namespace tessera;
+
+namespace {
+
+struct BenchOptions {
+  std::vector<std::string> configs{"configs/small.cfg", "configs/base.cfg"};
+  int threads = 0;  // 0: cores / ranks on the node
+  int steps = 5, warmup_steps = 1;
+  int64_t batch_sentences = 64, min_len = 20, max_len = 30;
+  bool gemm = true, breakdown = true;
+  bool overlap = false;
+  std::string overlap_config = "configs/small.cfg";
+  std::vector<double> bucket_mb{1, 4, 16};
+};
+
+bool parse(int argc, char** argv, BenchOptions& o) {
+  po::options_description desc("tessera-bench options");
+  desc.add_options()
+      ("help,h", "print this help")
+      ("model-config", po::value(&o.configs)->multitoken(), "configs whose models to time (default: small and base)")
+      ("threads", po::value(&o.threads)->default_value(o.threads), "threads per rank (0: cores / ranks on the node)")
+      ("steps", po::value(&o.steps)->default_value(o.steps), "timed training steps per measurement")
+      ("warmup-steps", po::value(&o.warmup_steps)->default_value(o.warmup_steps), "untimed steps first")
+      ("batch-sentences", po::value(&o.batch_sentences)->default_value(o.batch_sentences),
+       "sentences per (per-rank) batch")
+      ("min-len", po::value(&o.min_len)->default_value(o.min_len), "shortest synthetic sentence")
+      ("max-len", po::value(&o.max_len)->default_value(o.max_len), "longest synthetic sentence")
+      ("no-gemm", "skip the sgemm peak table")
+      ("no-breakdown", "skip the time breakdown")
+      ("overlap", "measure data-parallel overlap (run under mpirun -np 2)")
+      ("overlap-config", po::value(&o.overlap_config)->default_value(o.overlap_config), "model of --overlap")
+      ("bucket-mb", po::value(&o.bucket_mb)->multitoken(), "bucket sizes of --overlap (default: 1 4 16)");
+  po::variables_map vm;
+  po::store(po::parse_command_line(argc, argv, desc), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return false;
+  }
+  o.gemm = !vm.count("no-gemm");
+  o.breakdown = !vm.count("no-breakdown");
+  o.overlap = vm.count("overlap") > 0;
+  TESSERA_CHECK(o.steps >= 1 && o.warmup_steps >= 0, "--steps must be >= 1 and --warmup-steps >= 0");
+  return true;
+}
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// CPU seconds of this process (all threads), to tell a busy machine from a slow program.
+double cpu_s() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// The 1-minute load average: other work on the machine competes for its cores.
+std::string load_average() {
+  std::string one;
+  std::ifstream("/proc/loadavg") >> one;
+  return one;
+}
+
+// Best of `reps` runs of f, in seconds.
+template <typename F>
+double best_time(int reps, F&& f) {
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const double t = now_s();
+    f();
+    best = std::min(best, now_s() - t);
+  }
+  return best;
+}
+
+Tensor random_tensor(const Shape& shape) {
+  static std::mt19937 gen(7);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  Tensor t = Tensor::empty(shape, DType::f32);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = dist(gen);
+  return t;
+}
+
+// A config file switched to the synthetic reverse task, with the bench's batch and layout.
+train::TrainOptions load_config(const std::string& file, const BenchOptions& b, int dp, double bucket_mb) {
+  std::vector<std::string> args = {"tessera-bench", "--config", file, "--task", "reverse",
+                                   "--min-len", std::to_string(b.min_len), "--max-len", std::to_string(b.max_len),
+                                   "--batch-sentences", std::to_string(b.batch_sentences * dp),
+                                   "--data-parallel", std::to_string(dp), "--tensor-parallel", "1",
+                                   "--accumulate", "1", "--bucket-mb", std::to_string(bucket_mb)};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  return *train::parse_train_options(static_cast<int>(argv.size()), argv.data(), false);
+}
+
+data::SyntheticTask task_of(const train::TrainOptions& o) {
+  data::SyntheticTask task;
+  task.kind = data::SyntheticTask::Kind::reverse;
+  task.vocab_size = o.model.vocab_size;
+  task.min_len = o.min_len;
+  task.max_len = o.max_len;
+  task.seed = o.seed;
+  return task;
+}
+
+std::string config_name(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  return name.substr(0, name.find('.'));
+}
+
+// ---- the matrix products of one training step ---------------------------------------------
+
+// c[batch] = op(a) op(b) with c [m, n] and inner dimension k; `group` names the part of the model.
+struct Gemm {
+  const char* group;
+  int64_t batch, m, n, k;
+  bool ta, tb;
+  double flops() const { return 2.0 * batch * m * n * k; }
+};
+
+// y = x W for x [rows, in]; backward dW += x^T dy and dx = dy W^T.
+void add_linear(std::vector<Gemm>& g, const char* group, int64_t rows, int64_t in, int64_t out) {
+  g.push_back({group, 1, rows, out, in, false, false});
+  g.push_back({group, 1, in, out, rows, true, false});
+  g.push_back({group, 1, rows, in, out, false, true});
+}
+
+// S = Q K^T and C = P V per (sentence, head); backward dP = dC V^T, dV = P^T dC, dQ = dS K, dK = dS^T Q.
+void add_attention(std::vector<Gemm>& g, int64_t bh, int64_t sq, int64_t sk, int64_t dk) {
+  const char* group = "attention QK^T, PV";
+  g.push_back({group, bh, sq, sk, dk, false, true});
+  g.push_back({group, bh, sq, dk, sk, false, false});
+  g.push_back({group, bh, sq, sk, dk, false, true});
+  g.push_back({group, bh, sk, dk, sq, true, false});
+  g.push_back({group, bh, sq, dk, sk, false, false});
+  g.push_back({group, bh, sk, dk, sq, true, false});
+}
+
+// Every product of forward + backward on a padded batch of b sentences, s source and t target
+// positions (tensor-parallel size 1), in the order the step runs them.
+std::vector<Gemm> step_gemms(const model::ModelConfig& c, int64_t b, int64_t s, int64_t t) {
+  const int64_t d = c.d_model, ns = b * s, nt = b * t, bh = b * c.heads, dk = c.d_head();
+  std::vector<Gemm> g;
+  for (int64_t l = 0; l < c.encoder_layers; ++l) {
+    for (int i = 0; i < 4; ++i) add_linear(g, "attention projections", ns, d, d);
+    add_attention(g, bh, s, s, dk);
+    add_linear(g, "feed-forward", ns, d, c.d_ff);
+    add_linear(g, "feed-forward", ns, c.d_ff, d);
+  }
+  for (int64_t l = 0; l < c.decoder_layers; ++l) {
+    for (int i = 0; i < 4; ++i) add_linear(g, "attention projections", nt, d, d);  // self
+    add_attention(g, bh, t, t, dk);
+    for (int i = 0; i < 2; ++i) add_linear(g, "attention projections", nt, d, d);  // cross Q, out
+    for (int i = 0; i < 2; ++i) add_linear(g, "attention projections", ns, d, d);  // cross K, V
+    add_attention(g, bh, t, s, dk);
+    add_linear(g, "feed-forward", nt, d, c.d_ff);
+    add_linear(g, "feed-forward", nt, c.d_ff, d);
+  }
+  // Logits = h E^T on the tied embedding; dE += dlogits^T h, dh = dlogits E.
+  const char* out = "output projection";
+  g.push_back({out, 1, nt, c.vocab_size, d, false, true});
+  g.push_back({out, 1, c.vocab_size, d, nt, true, false});
+  g.push_back({out, 1, nt, d, c.vocab_size, false, false});
+  return g;
+}
+
+double total_flops(const std::vector<Gemm>& gemms) {
+  double f = 0;
+  for (const auto& g : gemms) f += g.flops();
+  return f;
+}
+
+// Runs the products with fresh operands per (role, shape); returns seconds per group, best of reps.
+std::map<std::string, double> replay(const std::vector<Gemm>& gemms, int reps) {
+  std::map<std::tuple<int, int64_t, int64_t, int64_t>, Tensor> buffers;
+  auto buffer = [&](int role, int64_t batch, int64_t rows, int64_t cols) -> Tensor& {
+    Tensor& t = buffers[{role, batch, rows, cols}];
+    if (!t.defined()) t = batch == 1 ? random_tensor({rows, cols}) : random_tensor({batch, rows, cols});
+    return t;
+  };
+  std::map<std::string, double> seconds;
+  for (int r = 0; r < reps; ++r) {
+    std::map<std::string, double> run;
+    for (const auto& g : gemms) {
+      Tensor& a = g.ta ? buffer(0, g.batch, g.k, g.m) : buffer(0, g.batch, g.m, g.k);
+      Tensor& b = g.tb ? buffer(1, g.batch, g.n, g.k) : buffer(1, g.batch, g.k, g.n);
+      Tensor& c = buffer(2, g.batch, g.m, g.n);
+      const double t = now_s();
+      if (g.batch == 1) kernels::matmul(a, g.ta, b, g.tb, c);
+      else kernels::batched_matmul(a, g.ta, b, g.tb, c);
+      run[g.group] += now_s() - t;
+    }
+    double total = 0, best_total = 0;
+    for (auto& [k, v] : run) total += v;
+    for (auto& [k, v] : seconds) best_total += v;
+    if (r == 0 || total < best_total) seconds = run;
+  }
+  return seconds;
+}
+
+// ---- 1. sgemm peak --------------------------------------------------------------------------
+
+double sgemm_gflops(int64_t m, int64_t n, int64_t k, bool tb) {
+  Tensor a = random_tensor({m, k}), b = tb ? random_tensor({n, k}) : random_tensor({k, n}), c = random_tensor({m, n});
+  kernels::matmul(a, false, b, tb, c);
+  const double flops = 2.0 * m * n * k;
+  const int reps = std::clamp(static_cast<int>(3e10 / flops), 3, 50);
+  return flops / best_time(reps, [&] { kernels::matmul(a, false, b, tb, c); }) / 1e9;
+}
+
+// Prints the table for each thread count; returns the peak at `threads`.
+double gemm_peak_table(int threads) {
+  struct Shape3 {
+    const char* what;
+    int64_t m, n, k;
+    bool tb;
+  };
+  const std::vector<Shape3> shapes = {
+      {"square", 512, 512, 512, false},          {"square", 1024, 1024, 1024, false},
+      {"square", 2048, 2048, 2048, false},       {"tokens x d x d (d=256)", 1664, 256, 256, false},
+      {"tokens x d_ff x d (d=256)", 1664, 1024, 256, false}, {"tokens x d x d (d=512)", 1664, 512, 512, false},
+      {"tokens x d_ff x d (d=512)", 1664, 2048, 512, false}, {"tokens x d x d_ff (d=512)", 1664, 512, 2048, false},
+      {"tokens x vocab x d (logits)", 1664, 8000, 512, true}};
+  std::vector<int> counts = {1};
+  if (threads > 1) counts.push_back(threads);
+  std::printf("\n## 1. OpenBLAS sgemm (C = A B, row-major f32, best of several runs), GFLOP/s\n\n");
+  std::printf("| %-28s | %6s | %6s | %6s |", "shape", "M", "N", "K");
+  for (int t : counts) std::printf(" %2d thread%s |", t, t == 1 ? " " : "s");
+  std::printf("\n|%s|--------|--------|--------|", std::string(30, '-').c_str());
+  for (size_t i = 0; i < counts.size(); ++i) std::printf("------------|");
+  std::printf("\n");
+  std::vector<double> peak(counts.size(), 0);
+  for (const auto& s : shapes) {
+    std::printf("| %-28s | %6ld | %6ld | %6ld |", s.what, static_cast<long>(s.m), static_cast<long>(s.n),
+                static_cast<long>(s.k));
+    for (size_t i = 0; i < counts.size(); ++i) {
+      kernels::set_num_threads(counts[i]);
+      const double g = sgemm_gflops(s.m, s.n, s.k, s.tb);
+      peak[i] = std::max(peak[i], g);
+      std::printf(" %10.1f |", g);
+    }
+    std::printf("\n");
+  }
+  kernels::set_num_threads(threads);
+  std::printf("\npeak (best shape): ");
+  for (size_t i = 0; i < counts.size(); ++i)
+    std::printf("%s%.1f GFLOP/s at %d thread(s)", i ? ", " : "", peak[i], counts[i]);
+  std::printf("\n");
+  return peak.back();
+}
+
+// ---- 2. and 3. training step ----------------------------------------------------------------
+
+std::vector<model::TokenPair> batch_for_step(const data::SyntheticTask& task, int64_t step, int64_t sentences) {
+  return task.pairs(data::kTrainSplit, step * sentences, sentences);
+}
+
+struct StepTimes {
+  double mean_s = 0, best_s = 1e30;
+  double tokens = 0;       // source + target tokens per step (mean)
+  double cpu_share = 0;    // CPU seconds / (wall seconds x threads): below 1, the cores were busy elsewhere
+};
+
+// o.steps train_step calls after the warm-up steps.
+StepTimes time_train_steps(train::Trainer& trainer, const data::SyntheticTask& task, int64_t sentences,
+                           const BenchOptions& b) {
+  StepTimes r;
+  double cpu = 0;
+  for (int step = 0; step < b.warmup_steps + b.steps; ++step) {
+    const auto batch = batch_for_step(task, step, sentences);
+    const double t0 = now_s(), c0 = cpu_s();
+    const train::StepStats s = trainer.train_step(batch);
+    if (step >= b.warmup_steps) {
+      const double t = now_s() - t0;
+      r.mean_s += t;
+      r.best_s = std::min(r.best_s, t);
+      cpu += cpu_s() - c0;
+      r.tokens += static_cast<double>(s.source_tokens + s.target_tokens);
+    }
+  }
+  r.cpu_share = cpu / r.mean_s / kernels::num_threads();
+  r.mean_s /= b.steps;
+  r.tokens /= b.steps;
+  return r;
+}
+
+void step_tables(const BenchOptions& b, int threads, double peak) {
+  std::printf("\n## 2. Training step (forward + backward + Adam), synthetic reverse task, %d sentences of %ld-%ld "
+              "tokens, %d thread(s), mean of %d steps after %d warm-up\n\n",
+              static_cast<int>(b.batch_sentences), static_cast<long>(b.min_len), static_cast<long>(b.max_len), threads,
+              b.steps, b.warmup_steps);
+  std::printf("Rates use the best step (the least disturbed by other work on the machine); cpu share = CPU "
+              "seconds / (wall seconds x threads) over the timed steps.\n\n");
+  std::printf("| config | params | batch B x S / T | tokens (src+tgt) | step mean / best (s) | tokens/s | GFLOP/step "
+              "| GFLOP/s | %% of sgemm peak | cpu share |\n");
+  std::printf("|--------|--------|-----------------|------------------|----------------------|----------|-----------"
+              "-|---------|-----------------|-----------|\n");
+  struct Breakdown {
+    std::string name;
+    double step = 0, fwd_bwd = 0, zero = 0, norm = 0, adam = 0, batch = 0, flops = 0;
+    std::map<std::string, double> gemm;
+  };
+  std::vector<Breakdown> breakdowns;
+  for (const auto& file : b.configs) {
+    const train::TrainOptions o = load_config(file, b, 1, 4);
+    auto grid = parallel::ProcessGrid::single();
+    train::Trainer trainer(o, grid);
+    const data::SyntheticTask task = task_of(o);
+    const StepTimes times = time_train_steps(trainer, task, o.batch_sentences, b);
+    const double step_s = times.best_s, tokens = times.tokens;
+    const auto pairs = batch_for_step(task, 0, o.batch_sentences);
+    const auto& cfg = o.model;
+    const model::Batch batch =
+        model::Batch::from_pairs(pairs, 0, pairs.size(), 0, cfg.pad_id, cfg.bos_id, cfg.eos_id);
+    const int64_t bs = batch.size(), s = batch.src.dim(1), t = batch.tgt_in.dim(1);
+    const auto gemms = step_gemms(cfg, bs, s, t);
+    const double flops = total_flops(gemms);
+    std::printf("| %-6s | %5.1fM | %3ld x %2ld / %2ld    | %16.0f | %9.3f / %8.3f | %8.0f | %10.1f | %7.1f | %14.1f%% "
+                "| %8.0f%% |\n",
+                config_name(file).c_str(), cfg.parameter_count() / 1e6, static_cast<long>(bs), static_cast<long>(s),
+                static_cast<long>(t), tokens, times.mean_s, step_s, tokens / step_s, flops / 1e9, flops / step_s / 1e9,
+                100.0 * flops / step_s / 1e9 / peak, 100.0 * times.cpu_share);
+    std::fflush(stdout);
+    if (!b.breakdown) continue;
+
+    Breakdown bd;
+    bd.name = config_name(file);
+    bd.step = step_s;
+    bd.flops = flops;
+    const int reps = b.steps;
+    auto& store = trainer.store();
+    model::StepContext ctx;
+    ctx.seed = o.seed;
+    ctx.step = 1;
+    const double scale = 1.0 / static_cast<double>(batch.target_tokens());
+    trainer.model().forward_backward(batch, ctx, scale, false);
+    bd.fwd_bwd = best_time(reps, [&] { trainer.model().forward_backward(batch, ctx, scale, false); });
+    bd.zero = best_time(reps, [&] { store.zero_grads(); });
+    bd.norm = best_time(reps, [&] { train::global_grad_norm(store, grid.tp()); });
+    bd.adam = best_time(reps, [&] { trainer.optimizer().update(store, 1e-7, 1.0); });
+    bd.batch = best_time(reps, [&] {
+      model::Batch::from_pairs(pairs, 0, pairs.size(), 0, cfg.pad_id, cfg.bos_id, cfg.eos_id);
+    });
+    bd.gemm = replay(gemms, reps);
+    breakdowns.push_back(std::move(bd));
+  }
+  if (!b.breakdown) return;
+
+  std::printf("\n## 3. Where the step's time goes (ms, each part and the step best of --steps runs, so the parts "
+              "may not add up to the step exactly)\n\n");
+  std::printf("| part |");
+  for (const auto& bd : breakdowns) std::printf(" %s ms | %s %% of step |", bd.name.c_str(), bd.name.c_str());
+  std::printf("\n|------|");
+  for (size_t i = 0; i < breakdowns.size(); ++i) std::printf("------|------|");
+  std::printf("\n");
+  auto row = [&](const std::string& label, auto value) {
+    std::printf("| %s |", label.c_str());
+    for (const auto& bd : breakdowns) std::printf(" %.1f | %.1f%% |", 1e3 * value(bd), 100.0 * value(bd) / bd.step);
+    std::printf("\n");
+  };
+  auto gemm_sum = [](const Breakdown& bd) {
+    double s = 0;
+    for (auto& [k, v] : bd.gemm) s += v;
+    return s;
+  };
+  row("full train_step (best)", [](const Breakdown& bd) { return bd.step; });
+  row("forward + backward", [](const Breakdown& bd) { return bd.fwd_bwd; });
+  for (const auto& entry : breakdowns.front().gemm)
+    row("  of which GEMM replay: " + entry.first, [&](const Breakdown& bd) { return bd.gemm.at(entry.first); });
+  row("  of which GEMM replay: total", gemm_sum);
+  row("  of which not GEMM (fwd+bwd - GEMM replay)", [&](const Breakdown& bd) { return bd.fwd_bwd - gemm_sum(bd); });
+  row("zero gradients", [](const Breakdown& bd) { return bd.zero; });
+  row("global gradient norm", [](const Breakdown& bd) { return bd.norm; });
+  row("Adam update", [](const Breakdown& bd) { return bd.adam; });
+  row("batch padding (Batch::from_pairs)", [](const Breakdown& bd) { return bd.batch; });
+  std::printf("\nGEMM replay alone: ");
+  for (const auto& bd : breakdowns)
+    std::printf("%s %.1f GFLOP/s  ", bd.name.c_str(), bd.flops / gemm_sum(bd) / 1e9);
+  std::printf("(the step's products with the same shapes, without anything between them)\n");
+}
+
+// ---- 4. data-parallel overlap -----------------------------------------------------------------
+
+double max_over_ranks(parallel::Communicator& world, double x) {
+  world.all_reduce(&x, 1, DType::f64, parallel::ReduceOp::max);
+  return x;
+}
+
+// Best step time over ranks-synchronised steps: every rank starts each step together, and the
+// slowest rank's time counts; the best of o.steps after the warm-up is the least disturbed.
+template <typename F>
+double best_synchronised(parallel::ProcessGrid& grid, const BenchOptions& b, F&& step) {
+  double best = 1e30;
+  for (int i = 0; i < b.warmup_steps + b.steps; ++i) {
+    grid.world().barrier();
+    const double t0 = now_s();
+    step(i);
+    const double t = max_over_ranks(grid.world(), now_s() - t0);
+    if (i >= b.warmup_steps) best = std::min(best, t);
+  }
+  return best;
+}
+
+void overlap_table(const BenchOptions& b, int threads) {
+  int world_size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  TESSERA_CHECK(world_size >= 2, "--overlap needs at least 2 ranks: run it under mpirun -np 2");
+  parallel::ProcessGrid grid(1, world_size, 600);
+  const bool root = grid.world_rank() == 0;
+  const train::TrainOptions single_options = load_config(b.overlap_config, b, 1, 4);
+  if (root)
+    std::printf("\n## 4. Data-parallel overlap: %s (gradient %.1f MiB), dp=%d, tp=1, %d thread(s) per rank, "
+                "%d sentences of %ld-%ld tokens per rank, best of %d steps (slowest rank)\n\n"
+                "| bucket MiB | buckets | a: step, overlapped (s) | b: compute alone (s) | c: all-reduce alone (s) "
+                "| hidden (b+c-a)/c |\n|-----|-----|-----|-----|-----|-----|\n",
+                config_name(b.overlap_config).c_str(), single_options.model.parameter_count() * 4.0 / (1 << 20),
+                world_size, threads, static_cast<int>(b.batch_sentences), static_cast<long>(b.min_len),
+                static_cast<long>(b.max_len), b.steps);
+
+  // b: every rank trains its own slice of the same global batches on a single-process grid.
+  auto single = parallel::ProcessGrid::single();
+  train::Trainer alone(single_options, single);
+  for (const double mb : b.bucket_mb) {
+    const train::TrainOptions o = load_config(b.overlap_config, b, world_size, mb);
+    train::Trainer trainer(o, grid);
+    const data::SyntheticTask task = task_of(o);
+    auto global_batch = [&](int i) { return batch_for_step(task, i, o.batch_sentences); };
+    const double compute_s = best_synchronised(grid, b, [&](int i) {
+      const auto global = global_batch(i);
+      const auto [begin, end] = train::slice_of(global.size(), world_size, grid.dp_rank());
+      alone.train_step(std::vector<model::TokenPair>(global.begin() + begin, global.begin() + end));
+    });
+    const double step_s = best_synchronised(grid, b, [&](int i) { trainer.train_step(global_batch(i)); });
+    // c: the same buckets, all launched at once with nothing to overlap.
+    parallel::GradientBuckets buckets(trainer.store(), grid.dp(), mb);
+    const double comm_s = best_synchronised(grid, b, [&](int) { buckets.finish(); });
+    const double hidden = std::clamp((compute_s + comm_s - step_s) / comm_s, 0.0, 1.0);
+    if (root)
+      std::printf("| %g | %zu | %.3f | %.3f | %.4f | %.0f%% |\n", mb, buckets.buckets().size(), step_s, compute_s,
+                  comm_s, 100.0 * hidden);
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    BenchOptions options;
+    if (!parse(argc, argv, options)) return 0;
+    if (options.overlap) {
+      parallel::MpiRuntime mpi(&argc, &argv);
+      const int threads = options.threads > 0 ? options.threads : 1;
+      kernels::set_num_threads(threads);
+      overlap_table(options, threads);
+      return 0;
+    }
+    const int threads = options.threads > 0 ? options.threads : kernels::default_threads_per_rank();
+    kernels::set_num_threads(threads);
+    std::printf("# tessera-bench: %d thread(s), load average %s at start\n", threads, load_average().c_str());
+    // Without the sgemm table, the peak is the best square product at this thread count.
+    const double peak = options.gemm ? gemm_peak_table(threads) : sgemm_gflops(2048, 2048, 2048, false);
+    step_tables(options, threads, peak);
+    std::printf("\nload average %s at the end\n", load_average().c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tessera-bench: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
