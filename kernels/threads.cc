@@ -9,7 +9,6 @@
 
 extern "C" {
 void openblas_set_num_threads(int num_threads);
-int openblas_get_num_threads(void);
 }
 
 namespace tessera::kernels {
@@ -26,9 +25,6 @@ void set_num_threads(int threads) {
 }
 
 int num_threads() { return g_threads; }
-
-SingleThreadedBlas::SingleThreadedBlas() : saved_(openblas_get_num_threads()) { openblas_set_num_threads(1); }
-SingleThreadedBlas::~SingleThreadedBlas() { openblas_set_num_threads(saved_); }
 
 int default_threads_per_rank() {
   const unsigned cores = std::thread::hardware_concurrency();

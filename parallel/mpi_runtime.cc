@@ -1,5 +1,7 @@
 #include "parallel/mpi_runtime.h"
 
+#include <cstdlib>
+
 #include <mpi.h>
 
 #include "core/error.h"
@@ -40,6 +42,12 @@ void finalize_mpi() {
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
   if (initialized && !finalized) MPI_Finalize();
+}
+
+int launcher_world_rank() {
+  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"})
+    if (const char* v = std::getenv(var)) return std::atoi(v);
+  return 0;
 }
 
 }  // namespace tessera::parallel

@@ -11,6 +11,10 @@ void init_mpi(int* argc, char*** argv);
 // MPI_Finalize, once; destroy every MpiCommunicator (and ProcessGrid) before calling it.
 void finalize_mpi();
 
+// This process's world rank as the launcher (mpirun, srun) announces it in the environment, for
+// use before MPI is up (e.g. to let only rank 0 print option errors); 0 when not launched so.
+int launcher_world_rank();
+
 // RAII form for main(): init_mpi in the constructor, finalize_mpi in the destructor.
 class MpiRuntime {
  public:

@@ -23,12 +23,6 @@ using namespace tessera;
 
 namespace {
 
-int world_rank_from_env() {
-  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"})
-    if (const char* v = std::getenv(var)) return std::atoi(v);
-  return 0;
-}
-
 void log_step(const train::StepStats& s, double tokens_per_second) {
   TESSERA_LOG_INFO("step ", s.step, "  loss ", s.loss, "  ppl ", std::exp(s.loss), "  acc ", s.accuracy, "  lr ", s.lr,
                    "  gnorm ", s.grad_norm, "  tok/s ", static_cast<int64_t>(tokens_per_second));
@@ -166,7 +160,7 @@ int run(const train::TrainOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool print = world_rank_from_env() == 0;
+  const bool print = parallel::launcher_world_rank() == 0;
   std::optional<train::TrainOptions> options;
   try {
     options = train::parse_train_options(argc, argv, print);
@@ -179,7 +173,7 @@ int main(int argc, char** argv) {
     parallel::MpiRuntime mpi(&argc, &argv);
     return run(*options);
   } catch (const std::exception& e) {
-    std::cerr << "tessera-train: rank " << world_rank_from_env() << ": error: " << e.what() << "\n";
+    std::cerr << "tessera-train: rank " << parallel::launcher_world_rank() << ": error: " << e.what() << "\n";
     return 1;
   }
 }

@@ -91,12 +91,6 @@ void broadcast_string(parallel::Communicator& comm, std::string& text) {
   text.assign(reinterpret_cast<const char*>(words.data()), size);
 }
 
-int world_rank_from_env() {
-  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"})
-    if (const char* v = std::getenv(var)) return std::atoi(v);
-  return 0;
-}
-
 int run(const Options& o) {
   parallel::ProcessGrid grid(o.tensor_parallel, o.data_parallel, o.collective_timeout);
   log_set_rank(grid.world_rank());
@@ -162,7 +156,7 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool print = world_rank_from_env() == 0;
+  const bool print = parallel::launcher_world_rank() == 0;
   std::optional<Options> options;
   try {
     options = parse(argc, argv, print);
@@ -175,7 +169,7 @@ int main(int argc, char** argv) {
     parallel::MpiRuntime mpi(&argc, &argv);
     return run(*options);
   } catch (const std::exception& e) {
-    std::cerr << "tessera-translate: rank " << world_rank_from_env() << ": error: " << e.what() << "\n";
+    std::cerr << "tessera-translate: rank " << parallel::launcher_world_rank() << ": error: " << e.what() << "\n";
     return 1;
   }
 }
