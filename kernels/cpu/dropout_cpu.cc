@@ -64,20 +64,10 @@ void dropout_forward(const DropoutSite& site, const T* x, const T* residual, T* 
   }
 }
 
+// The mask is linear and its own transpose: dx = mask * dy / (1 - p) is the forward pass on dy.
 template <typename T>
 void dropout_backward(const DropoutSite& site, const T* dy, T* dx, int64_t rows, int64_t cols) {
-  const T keep_scale = T(1) / (T(1) - static_cast<T>(site.p));
-#pragma omp parallel
-  {
-    std::vector<uint32_t> words;
-    std::vector<T> mask(cols);
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < rows; ++r) {
-      row_mask(site, r, cols, keep_scale, words, mask.data());
-#pragma omp simd
-      for (int64_t c = 0; c < cols; ++c) dx[r * cols + c] = dy[r * cols + c] * mask[c];
-    }
-  }
+  dropout_forward<T>(site, dy, nullptr, dx, rows, cols);
 }
 
 #define INSTANTIATE(T)                                                                           \

@@ -34,7 +34,7 @@ struct CheckpointInfo {
   int tensor_parallel = 1, data_parallel = 1;  // the layout that wrote it
 };
 
-// Writes ROOT/step-XXXXXXXX (replacing any earlier save of that step) and then points
+// Writes ROOT/step-<step as 8 digits> (replacing any earlier save of that step) and then points
 // ROOT/latest at it; returns the checkpoint directory. Collective over grid.world(): every rank
 // calls it, and every rank throws if any rank failed. `adam` may be null (weights only).
 std::filesystem::path save_checkpoint(const std::filesystem::path& root, const model::ParameterStore& store,
@@ -52,7 +52,7 @@ CheckpointInfo load_checkpoint(const std::filesystem::path& dir, model::Paramete
 // dir/latest. Throws "not a checkpoint: no manifest.json in DIR" otherwise.
 std::filesystem::path resolve_checkpoint(const std::filesystem::path& dir);
 
-// ROOT/step-XXXXXXXX (eight digits, so names sort by step).
+// ROOT/step-<step as 8 digits> (fixed width, so names sort by step).
 std::filesystem::path step_directory(const std::filesystem::path& root, int64_t step);
 
 }  // namespace tessera::checkpoint
