@@ -5,11 +5,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "kernels/cpu/blas.h"
 #include "kernels/ops.h"
-
-extern "C" {
-void openblas_set_num_threads(int num_threads);
-}
 
 namespace tessera::kernels {
 namespace {
@@ -17,11 +14,11 @@ int g_threads = 1;
 }
 
 // OpenMP's threads do all the work, matrix products included (kernels/cpu/matmul_cpu.cc cuts them
-// into per-thread panels); OpenBLAS stays single-threaded so its pool never competes with OpenMP's.
+// into per-thread panels); the BLAS stays single-threaded so its pool never competes with OpenMP's.
 void set_num_threads(int threads) {
   g_threads = threads < 1 ? 1 : threads;
   omp_set_num_threads(g_threads);
-  openblas_set_num_threads(1);
+  cpu::blas_set_single_threaded();
 }
 
 int num_threads() { return g_threads; }

@@ -15,7 +15,7 @@ tessera_packages=(
   libboost-program-options-dev
   nlohmann-json3-dev
   libsentencepiece-dev
-  libgtest-dev libbenchmark-dev
+  libgtest-dev
 )
 
 tessera_install_packages() {

@@ -95,6 +95,18 @@ MpiCommunicator::~MpiCommunicator() {
     std::lock_guard lock(mu_);
     last = last_;
   }
+  // Unwinding from an error on this rank: a collective still queued may never finish (the peers
+  // are elsewhere), and waiting for it would hold back the report of the error until the
+  // deadline. The error handler (run_with_mpi) ends the job with MPI_Abort right after, so the
+  // progress thread, blocked inside MPI, is left to die with the process.
+  if (last && std::uncaught_exceptions() > 0) {
+    std::unique_lock lock(mu_);
+    if (!last->done) {
+      lock.unlock();
+      progress_.detach();
+      return;
+    }
+  }
   // The queue runs in order, so once the last op is done every op is. Its error, if any, was
   // already reported to whoever waited on it; a destructor must not throw it again.
   if (last) {

@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace tessera::parallel {
 namespace {
@@ -42,6 +43,30 @@ void finalize_mpi() {
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
   if (initialized && !finalized) MPI_Finalize();
+}
+
+int run_with_mpi(const char* app, int* argc, char*** argv, const std::function<int()>& body) {
+  try {
+    init_mpi(argc, argv);
+  } catch (const std::exception& e) {
+    write_stderr_line(detail::concat(app, ": rank ", launcher_world_rank(), ": error: ", e.what()));
+    return 1;
+  }
+  int rc = 1;
+  try {
+    rc = body();
+  } catch (const std::exception& e) {
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    write_stderr_line(detail::concat(app, ": rank ", rank, ": error: ", e.what()));
+    if (size > 1) {
+      MPI_Abort(MPI_COMM_WORLD, 1);
+      std::_Exit(1);  // MPI_Abort does not return; never leave this rank behind if it did
+    }
+  }
+  finalize_mpi();
+  return rc;
 }
 
 int launcher_world_rank() {

@@ -2,6 +2,8 @@
 // so it needs MPI_THREAD_MULTIPLE; init_mpi asks for it and fails clearly when MPI cannot give it.
 #pragma once
 
+#include <functional>
+
 namespace tessera::parallel {
 
 // Calls MPI_Init_thread(MPI_THREAD_MULTIPLE) (or, if MPI is already up, checks the level it was
@@ -14,6 +16,13 @@ void finalize_mpi();
 // This process's world rank as the launcher (mpirun, srun) announces it in the environment, for
 // use before MPI is up (e.g. to let only rank 0 print option errors); 0 when not launched so.
 int launcher_world_rank();
+
+// main() of every MPI program: starts MPI, runs `body`, finalizes. An exception escaping `body`
+// on any rank is printed at once, one line naming `app` and the rank, before anything waits on
+// other ranks; then, when the job has more than one rank, MPI_Abort ends every rank now instead of
+// leaving the others in a collective until the deadline ("timed out in all_reduce" would hide
+// the cause). Returns body's exit code, or 1 after an error in a single-process run.
+int run_with_mpi(const char* app, int* argc, char*** argv, const std::function<int()>& body);
 
 // RAII form for main(): init_mpi in the constructor, finalize_mpi in the destructor.
 class MpiRuntime {

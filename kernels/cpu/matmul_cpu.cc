@@ -1,18 +1,16 @@
-// Matrix products through OpenBLAS's cblas_{s,d}gemm (row-major).
+// Matrix products through the BLAS's cblas_{s,d}gemm (row-major; OpenBLAS by default).
 //
 // One pool of threads does all the work: OpenMP's. OpenBLAS runs single-threaded, and a large
 // product is cut into one panel of C per OpenMP thread (rows of C when it is at least as tall as
 // it is wide, else columns), each a single-threaded gemm over the full inner dimension. With
 // OpenBLAS's own thread pool next to OpenMP's, the two pools spin-wait on the same cores and a
 // 2-core training step ran several times slower than with either pool alone.
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 
+#include "kernels/cpu/blas.h"
 #include "kernels/cpu/cpu_ops.h"
-
-extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace tessera::kernels::cpu {
 namespace {
@@ -24,7 +22,7 @@ constexpr int64_t kPanelAlign = 16;
 
 void blas_single_threaded_once() {
   static const bool once = [] {
-    openblas_set_num_threads(1);
+    blas_set_single_threaded();
     return true;
   }();
   (void)once;

@@ -26,11 +26,13 @@
 #include <tuple>
 #include <vector>
 
+#include "core/option_values.h"
 #include "core/error.h"
 #include "data/synthetic_task.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
 #include "parallel/gradient_buckets.h"
+#include "core/log.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 #include "train/optimizer.h"
@@ -57,17 +59,17 @@ bool parse(int argc, char** argv, BenchOptions& o) {
   desc.add_options()
       ("help,h", "print this help")
       ("model-config", po::value(&o.configs)->multitoken(), "configs whose models to time (default: small and base)")
-      ("threads", po::value(&o.threads)->default_value(o.threads), "threads per rank (0: cores / ranks on the node)")
-      ("steps", po::value(&o.steps)->default_value(o.steps), "timed training steps per measurement")
-      ("warmup-steps", po::value(&o.warmup_steps)->default_value(o.warmup_steps), "untimed steps first")
-      ("batch-sentences", po::value(&o.batch_sentences)->default_value(o.batch_sentences),
+      ("threads", bound(o.threads), "threads per rank (0: cores / ranks on the node)")
+      ("steps", bound(o.steps), "timed training steps per measurement")
+      ("warmup-steps", bound(o.warmup_steps), "untimed steps first")
+      ("batch-sentences", bound(o.batch_sentences),
        "sentences per (per-rank) batch")
-      ("min-len", po::value(&o.min_len)->default_value(o.min_len), "shortest synthetic sentence")
-      ("max-len", po::value(&o.max_len)->default_value(o.max_len), "longest synthetic sentence")
+      ("min-len", bound(o.min_len), "shortest synthetic sentence")
+      ("max-len", bound(o.max_len), "longest synthetic sentence")
       ("no-gemm", "skip the sgemm peak table")
       ("no-breakdown", "skip the time breakdown")
       ("overlap", "measure data-parallel overlap (run under mpirun -np 2)")
-      ("overlap-config", po::value(&o.overlap_config)->default_value(o.overlap_config), "model of --overlap")
+      ("overlap-config", bound(o.overlap_config), "model of --overlap")
       ("bucket-mb", po::value(&o.bucket_mb)->multitoken(), "bucket sizes of --overlap (default: 1 4 16)");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -489,11 +491,12 @@ int main(int argc, char** argv) {
     BenchOptions options;
     if (!parse(argc, argv, options)) return 0;
     if (options.overlap) {
-      parallel::MpiRuntime mpi(&argc, &argv);
-      const int threads = options.threads > 0 ? options.threads : 1;
-      kernels::set_num_threads(threads);
-      overlap_table(options, threads);
-      return 0;
+      return parallel::run_with_mpi("tessera-bench", &argc, &argv, [&] {
+        const int threads = options.threads > 0 ? options.threads : 1;
+        kernels::set_num_threads(threads);
+        overlap_table(options, threads);
+        return 0;
+      });
     }
     const int threads = options.threads > 0 ? options.threads : kernels::default_threads_per_rank();
     kernels::set_num_threads(threads);
@@ -503,7 +506,7 @@ int main(int argc, char** argv) {
     step_tables(options, threads, peak);
     std::printf("\nload average %s at the end\n", load_average().c_str());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "tessera-bench: error: %s\n", e.what());
+    write_stderr_line(std::string("tessera-bench: error: ") + e.what());
     return 1;
   }
   return 0;

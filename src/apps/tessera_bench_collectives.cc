@@ -14,7 +14,9 @@
 #include <thread>
 #include <vector>
 
+#include "core/option_values.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 
@@ -37,13 +39,13 @@ bool parse(int argc, char** argv, Options& o) {
   po::options_description desc("tessera-bench-collectives options");
   desc.add_options()
       ("help,h", "print this help")
-      ("min-bytes", po::value(&o.min_bytes)->default_value(o.min_bytes), "smallest message")
-      ("max-bytes", po::value(&o.max_bytes)->default_value(o.max_bytes),
+      ("min-bytes", bound(o.min_bytes), "smallest message")
+      ("max-bytes", bound(o.max_bytes),
        "largest message (sizes grow 4x from --min-bytes)")
-      ("iters", po::value(&o.iters)->default_value(o.iters), "timed iterations per size")
-      ("warmup", po::value(&o.warmup)->default_value(o.warmup), "untimed iterations per size")
-      ("dtype", po::value(&o.dtype)->default_value(o.dtype), "element type: f32, f64 or i32")
-      ("collective-timeout", po::value(&o.timeout_s)->default_value(o.timeout_s),
+      ("iters", bound(o.iters), "timed iterations per size")
+      ("warmup", bound(o.warmup), "untimed iterations per size")
+      ("dtype", bound(o.dtype), "element type: f32, f64 or i32")
+      ("collective-timeout", bound(o.timeout_s),
        "deadline of every collective, in seconds");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -148,11 +150,16 @@ void bench(Kind kind, Communicator& comm, const Options& o, DType dtype) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  Options options;
+  DType dtype = DType::f32;
   try {
-    Options options;
     if (!parse(argc, argv, options)) return 0;
-    const DType dtype = parse_dtype(options.dtype);
-    MpiRuntime mpi(&argc, &argv);
+    dtype = parse_dtype(options.dtype);
+  } catch (const std::exception& e) {
+    write_stderr_line(std::string("tessera-bench-collectives: error: ") + e.what());
+    return 2;
+  }
+  return run_with_mpi("tessera-bench-collectives", &argc, &argv, [&] {
     int world_size = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &world_size);
     ProcessGrid grid(/*tp=*/1, /*dp=*/world_size, options.timeout_s);
@@ -162,9 +169,6 @@ int main(int argc, char** argv) {
                   "shared-memory transfers)\n", memcpy_bw);
     for (Kind kind : {Kind::all_reduce, Kind::all_gather, Kind::reduce_scatter})
       bench(kind, grid.world(), options, dtype);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "tessera-bench-collectives: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+    return 0;
+  });
 }

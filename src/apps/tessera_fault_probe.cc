@@ -12,7 +12,9 @@
 #include <thread>
 #include <vector>
 
+#include "core/option_values.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 
@@ -35,15 +37,15 @@ bool parse(int argc, char** argv, Options& o) {
   po::options_description desc("tessera-fault-probe options");
   desc.add_options()
       ("help,h", "print this help")
-      ("collective-timeout", po::value(&o.timeout_s)->default_value(o.timeout_s),
+      ("collective-timeout", bound(o.timeout_s),
        "deadline of every collective, in seconds")
       ("timeout", po::value(&o.timeout_s), "same as --collective-timeout")
-      ("skip-rank", po::value(&o.skip_rank)->default_value(o.skip_rank),
+      ("skip-rank", bound(o.skip_rank),
        "this rank skips the all-reduce of step 1 and sleeps")
-      ("kill-rank", po::value(&o.kill_rank)->default_value(o.kill_rank),
+      ("kill-rank", bound(o.kill_rank),
        "this rank kills itself (SIGKILL) at step 1")
-      ("steps", po::value(&o.steps)->default_value(o.steps), "number of all-reduces")
-      ("count", po::value(&o.count)->default_value(o.count), "f32 elements per all-reduce");
+      ("steps", bound(o.steps), "number of all-reduces")
+      ("count", bound(o.count), "f32 elements per all-reduce");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
   po::notify(vm);
@@ -81,14 +83,15 @@ void run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  Options options;
   try {
-    Options options;
     if (!parse(argc, argv, options)) return 0;
-    MpiRuntime mpi(&argc, &argv);
-    run(options);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "tessera-fault-probe: %s\n", e.what());
-    return 1;
+    write_stderr_line(std::string("tessera-fault-probe: error: ") + e.what());
+    return 2;
   }
-  return 0;
+  return run_with_mpi("tessera-fault-probe", &argc, &argv, [&] {
+    run(options);
+    return 0;
+  });
 }

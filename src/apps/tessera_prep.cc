@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "core/option_values.h"
 #include "core/error.h"
 #include "data/corpus_split.h"
 #include "data/ding_dictionary.h"
@@ -378,7 +379,7 @@ int main(int argc, char** argv) {
       ("target", po::value(&target_file), "your own target (English) text, line-aligned with --source")
       ("cache-dir", po::value(&cache_dir)->default_value("data/cache"),
        "where downloaded .deb packages are kept and unpacked")
-      ("seed", po::value(&o.seed)->default_value(1), "seed of the split hash and SentencePiece sampling");
+      ("seed", tessera::unsigned_option("--seed", o.seed), "seed of the split hash and SentencePiece sampling");
   try {
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);

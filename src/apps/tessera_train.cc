@@ -165,15 +165,9 @@ int main(int argc, char** argv) {
   try {
     options = train::parse_train_options(argc, argv, print);
   } catch (const std::exception& e) {
-    if (print) std::cerr << "tessera-train: error: " << e.what() << "\n";
+    if (print) write_stderr_line(std::string("tessera-train: error: ") + e.what());
     return 2;
   }
   if (!options) return 0;
-  try {
-    parallel::MpiRuntime mpi(&argc, &argv);
-    return run(*options);
-  } catch (const std::exception& e) {
-    std::cerr << "tessera-train: rank " << parallel::launcher_world_rank() << ": error: " << e.what() << "\n";
-    return 1;
-  }
+  return parallel::run_with_mpi("tessera-train", &argc, &argv, [&] { return run(*options); });
 }

@@ -10,6 +10,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/manifest.h"
+#include "core/option_values.h"
 #include "core/log.h"
 #include "data/sentencepiece_model.h"
 #include "eval/bleu.h"
@@ -45,14 +46,14 @@ std::optional<Options> parse(int argc, char** argv, bool print) {
       ("input,i", po::value(&o.input), "source sentences, one per line (default: stdin)")
       ("output,o", po::value(&o.output), "translations (default: stdout)")
       ("reference,r", po::value(&o.reference), "reference translations: print corpus BLEU (sacreBLEU 13a) to stderr")
-      ("beam", po::value(&o.beam)->default_value(o.beam), "beam size (1: greedy)")
-      ("length-penalty", po::value(&o.length_penalty)->default_value(o.length_penalty), "beam score = logprob / ((5 + len) / 6)^alpha")
-      ("max-len-extra", po::value(&o.max_len_extra)->default_value(o.max_len_extra), "translations end by source length + this")
-      ("batch-sentences", po::value(&o.batch_sentences)->default_value(o.batch_sentences), "sentences decoded together")
-      ("tensor-parallel", po::value(&o.tensor_parallel)->default_value(o.tensor_parallel), "ranks per tensor-parallel group")
-      ("data-parallel", po::value(&o.data_parallel)->default_value(o.data_parallel), "replicas that split the sentences")
-      ("threads", po::value(&o.threads)->default_value(o.threads), "threads per rank (0: cores / ranks on the node)")
-      ("collective-timeout", po::value(&o.collective_timeout)->default_value(o.collective_timeout), "seconds a collective may wait");
+      ("beam", bound(o.beam), "beam size (1: greedy)")
+      ("length-penalty", bound(o.length_penalty), "beam score = logprob / ((5 + len) / 6)^alpha")
+      ("max-len-extra", bound(o.max_len_extra), "translations end by source length + this")
+      ("batch-sentences", bound(o.batch_sentences), "sentences decoded together")
+      ("tensor-parallel", bound(o.tensor_parallel), "ranks per tensor-parallel group")
+      ("data-parallel", bound(o.data_parallel), "replicas that split the sentences")
+      ("threads", bound(o.threads), "threads per rank (0: cores / ranks on the node)")
+      ("collective-timeout", bound(o.collective_timeout), "seconds a collective may wait");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -161,15 +162,9 @@ int main(int argc, char** argv) {
   try {
     options = parse(argc, argv, print);
   } catch (const std::exception& e) {
-    if (print) std::cerr << "tessera-translate: error: " << e.what() << "\n";
+    if (print) write_stderr_line(std::string("tessera-translate: error: ") + e.what());
     return 2;
   }
   if (!options) return 0;
-  try {
-    parallel::MpiRuntime mpi(&argc, &argv);
-    return run(*options);
-  } catch (const std::exception& e) {
-    std::cerr << "tessera-translate: rank " << parallel::launcher_world_rank() << ": error: " << e.what() << "\n";
-    return 1;
-  }
+  return parallel::run_with_mpi("tessera-translate", &argc, &argv, [&] { return run(*options); });
 }

@@ -1,5 +1,5 @@
 // Logging: one line per event, prefixed by time and rank, to stderr. Only rank 0 logs `info` by
-// default; warnings and errors come from every rank.
+// default; warnings and errors come from every rank. Each line is one write(2).
 #pragma once
 
 #include <string>
@@ -13,6 +13,10 @@ enum class LogLevel { debug, info, warn, error };
 void log_set_rank(int rank);
 void log_set_level(LogLevel level);
 void log_line(LogLevel level, const std::string& message);
+
+// Writes `text` and a newline to stderr in one write(2), so lines from the ranks of a job (which
+// mpirun merges) never interleave mid-line; every message to stderr goes through here.
+void write_stderr_line(const std::string& text);
 
 }  // namespace tessera
 

@@ -1,12 +1,15 @@
 #include "train/options.h"
 
 #include <boost/program_options.hpp>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/option_values.h"
+#include "train/memory_estimate.h"
 
 namespace tessera::train {
 namespace po = boost::program_options;
@@ -29,54 +32,54 @@ std::vector<OptionGroup> option_groups(TrainOptions& o) {
 
   po::options_description model("Model (Vaswani et al. 2017, Table 3)");
   model.add_options()
-      ("vocab-size", po::value(&o.model.vocab_size)->default_value(o.model.vocab_size), "shared source/target vocabulary size")
-      ("d-model", po::value(&o.model.d_model)->default_value(o.model.d_model), "model width")
-      ("d-ff", po::value(&o.model.d_ff)->default_value(o.model.d_ff), "feed-forward inner width")
-      ("heads", po::value(&o.model.heads)->default_value(o.model.heads), "attention heads")
-      ("encoder-layers", po::value(&o.model.encoder_layers)->default_value(o.model.encoder_layers), "encoder layers")
-      ("decoder-layers", po::value(&o.model.decoder_layers)->default_value(o.model.decoder_layers), "decoder layers")
-      ("dropout", po::value(&o.model.dropout)->default_value(o.model.dropout), "dropout on sublayer outputs and embeddings")
-      ("attention-dropout", po::value(&o.model.attention_dropout)->default_value(o.model.attention_dropout), "dropout on attention probabilities")
-      ("activation", po::value(&o.model.activation)->default_value(o.model.activation), "feed-forward activation: relu | gelu")
-      ("pre-ln", po::value(&o.model.pre_ln)->default_value(o.model.pre_ln), "pre-LN sublayers with a final LN (default: post-LN, the paper)")
-      ("label-smoothing", po::value(&o.model.label_smoothing)->default_value(o.model.label_smoothing), "label smoothing epsilon");
+      ("vocab-size", bound(o.model.vocab_size), "shared source/target vocabulary size")
+      ("d-model", bound(o.model.d_model), "model width")
+      ("d-ff", bound(o.model.d_ff), "feed-forward inner width")
+      ("heads", bound(o.model.heads), "attention heads")
+      ("encoder-layers", bound(o.model.encoder_layers), "encoder layers")
+      ("decoder-layers", bound(o.model.decoder_layers), "decoder layers")
+      ("dropout", bound(o.model.dropout), "dropout on sublayer outputs and embeddings")
+      ("attention-dropout", bound(o.model.attention_dropout), "dropout on attention probabilities")
+      ("activation", bound(o.model.activation), "feed-forward activation: relu | gelu")
+      ("pre-ln", bound(o.model.pre_ln), "pre-LN sublayers with a final LN (default: post-LN, the paper)")
+      ("label-smoothing", bound(o.model.label_smoothing), "label smoothing epsilon");
 
   po::options_description training("Training");
   training.add_options()
-      ("steps", po::value(&o.steps)->default_value(o.steps), "optimizer steps")
-      ("warmup", po::value(&o.warmup)->default_value(o.warmup), "learning-rate warm-up steps")
-      ("lr-factor", po::value(&o.lr_factor)->default_value(o.lr_factor), "factor on d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)")
-      ("adam-beta1", po::value(&o.adam_beta1)->default_value(o.adam_beta1), "Adam beta1")
-      ("adam-beta2", po::value(&o.adam_beta2)->default_value(o.adam_beta2), "Adam beta2")
-      ("adam-eps", po::value(&o.adam_eps)->default_value(o.adam_eps), "Adam epsilon")
-      ("clip-norm", po::value(&o.clip_norm)->default_value(o.clip_norm), "clip the global gradient norm to this (0: off)")
-      ("batch-sentences", po::value(&o.batch_sentences)->default_value(o.batch_sentences), "synthetic tasks: sentences per global batch")
-      ("max-tokens", po::value(&o.max_tokens)->default_value(o.max_tokens), "corpus: source + target tokens per global batch")
-      ("accumulate", po::value(&o.accumulate)->default_value(o.accumulate), "micro-batches per step on each data-parallel rank")
-      ("seed", po::value(&o.seed)->default_value(o.seed), "seed of weights, dropout and data order")
-      ("log-every", po::value(&o.log_every)->default_value(o.log_every), "log every N steps")
-      ("valid-every", po::value(&o.valid_every)->default_value(o.valid_every), "validate every N steps (0: at the end)")
-      ("valid-bleu-sentences", po::value(&o.valid_bleu_sentences)->default_value(o.valid_bleu_sentences), "corpus: dev sentences greedily decoded for BLEU at each validation")
-      ("time-limit", po::value(&o.time_limit_minutes)->default_value(o.time_limit_minutes), "stop training after this many minutes (0: no limit)");
+      ("steps", bound(o.steps), "optimizer steps")
+      ("warmup", bound(o.warmup), "learning-rate warm-up steps")
+      ("lr-factor", bound(o.lr_factor), "factor on d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)")
+      ("adam-beta1", bound(o.adam_beta1), "Adam beta1")
+      ("adam-beta2", bound(o.adam_beta2), "Adam beta2")
+      ("adam-eps", bound(o.adam_eps), "Adam epsilon")
+      ("clip-norm", bound(o.clip_norm), "clip the global gradient norm to this (0: off)")
+      ("batch-sentences", bound(o.batch_sentences), "synthetic tasks: sentences per global batch")
+      ("max-tokens", bound(o.max_tokens), "corpus: source + target tokens per global batch")
+      ("accumulate", bound(o.accumulate), "micro-batches per step on each data-parallel rank")
+      ("seed", unsigned_option("--seed", o.seed), "seed of weights, dropout and data order")
+      ("log-every", bound(o.log_every), "log every N steps")
+      ("valid-every", bound(o.valid_every), "validate every N steps (0: at the end)")
+      ("valid-bleu-sentences", bound(o.valid_bleu_sentences), "corpus: dev sentences greedily decoded for BLEU at each validation")
+      ("time-limit", bound(o.time_limit_minutes), "stop training after this many minutes (0: no limit)");
 
   po::options_description data("Data");
   data.add_options()
-      ("task", po::value(&o.task)->default_value(o.task), "copy | reverse (synthetic) | corpus (--data-dir)")
-      ("min-len", po::value(&o.min_len)->default_value(o.min_len), "synthetic tasks: shortest sequence")
-      ("max-len", po::value(&o.max_len)->default_value(o.max_len), "synthetic tasks: longest sequence")
-      ("data-dir", po::value(&o.data_dir)->default_value(o.data_dir), "corpus prepared by tessera-prep");
+      ("task", bound(o.task), "copy | reverse (synthetic) | corpus (--data-dir)")
+      ("min-len", bound(o.min_len), "synthetic tasks: shortest sequence")
+      ("max-len", bound(o.max_len), "synthetic tasks: longest sequence")
+      ("data-dir", bound(o.data_dir), "corpus prepared by tessera-prep");
 
   po::options_description parallel("Parallelism and runtime");
   parallel.add_options()
-      ("tensor-parallel", po::value(&o.tensor_parallel)->default_value(o.tensor_parallel), "ranks per tensor-parallel group (split heads, FFN, vocabulary)")
-      ("data-parallel", po::value(&o.data_parallel)->default_value(o.data_parallel), "data-parallel replicas; tp * dp = MPI world size")
-      ("bucket-mb", po::value(&o.bucket_mb)->default_value(o.bucket_mb), "gradient all-reduce bucket size in MiB")
-      ("collective-timeout", po::value(&o.collective_timeout)->default_value(o.collective_timeout), "seconds a collective may wait before the job aborts")
-      ("threads", po::value(&o.threads)->default_value(o.threads), "threads per rank for BLAS and loops (0: cores / ranks on the node)")
-      ("out-dir", po::value(&o.out_dir)->default_value(o.out_dir), "where the merged configuration, learning curves and checkpoints go")
-      ("save-dir", po::value(&o.save_dir)->default_value(o.save_dir), "checkpoint directory (default: <out-dir>/checkpoints)")
-      ("save-every", po::value(&o.save_every)->default_value(o.save_every), "save a checkpoint every N steps (0: at the end only)")
-      ("resume", po::value(&o.resume)->default_value(o.resume), "continue from this checkpoint (a step directory, or a save directory's latest)");
+      ("tensor-parallel", bound(o.tensor_parallel), "ranks per tensor-parallel group (split heads, FFN, vocabulary)")
+      ("data-parallel", bound(o.data_parallel), "data-parallel replicas; tp * dp = MPI world size")
+      ("bucket-mb", bound(o.bucket_mb), "gradient all-reduce bucket size in MiB")
+      ("collective-timeout", bound(o.collective_timeout), "seconds a collective may wait before the job aborts")
+      ("threads", bound(o.threads), "threads per rank for BLAS and loops (0: cores / ranks on the node)")
+      ("out-dir", bound(o.out_dir), "where the merged configuration, learning curves and checkpoints go")
+      ("save-dir", bound(o.save_dir), "checkpoint directory (default: <out-dir>/checkpoints)")
+      ("save-every", bound(o.save_every), "save a checkpoint every N steps (0: at the end only)")
+      ("resume", bound(o.resume), "continue from this checkpoint (a step directory, or a save directory's latest)");
   return {{"General", general}, {"Model", model}, {"Training", training}, {"Data", data},
           {"Parallelism and runtime", parallel}};
 }
@@ -94,9 +97,9 @@ std::string value_text(const po::variable_value& v) {
   if (auto p = boost::any_cast<int64_t>(&a)) os << *p;
   else if (auto p = boost::any_cast<uint64_t>(&a)) os << *p;
   else if (auto p = boost::any_cast<int>(&a)) os << *p;
-  else if (auto p = boost::any_cast<double>(&a)) os << *p;
-  else if (auto p = boost::any_cast<float>(&a)) os << *p;
-  else if (auto p = boost::any_cast<bool>(&a)) os << (*p ? "true" : "false");
+  else if (auto p = boost::any_cast<double>(&a)) os << exact_text(*p);
+  else if (auto p = boost::any_cast<float>(&a)) os << exact_text(*p);
+  else if (auto p = boost::any_cast<bool>(&a)) os << exact_text(*p);
   else if (auto p = boost::any_cast<std::string>(&a)) os << *p;
   return os.str();
 }
@@ -162,16 +165,23 @@ std::optional<TrainOptions> parse_train_options(int argc, char** argv, bool prin
   const po::options_description all = all_options(o);
   po::variables_map vm;
   try {
+    // po::store keeps the first value it sees for an option, so the command line goes first and
+    // the config files follow from the last to the first: later files override earlier ones.
     po::store(po::parse_command_line(argc, argv, all), vm);
     if (vm.count("config")) {
-      for (const std::string& file : vm["config"].as<std::vector<std::string>>()) {
-        std::ifstream in(file);
-        TESSERA_CHECK(in.good(), "--config: cannot open config file '", file, "'");
+      const auto files = vm["config"].as<std::vector<std::string>>();
+      for (auto file = files.rbegin(); file != files.rend(); ++file) {
+        std::error_code ec;
+        TESSERA_CHECK(!std::filesystem::is_directory(*file, ec), "--config: '", *file,
+                      "' is a directory, not a config file");
+        std::ifstream in(*file);
+        TESSERA_CHECK(in.good(), "--config: cannot open config file '", *file, "'");
         try {
           po::store(po::parse_config_file(in, all), vm);
         } catch (const po::error& e) {
-          TESSERA_FAIL("config file '", file, "': ", e.what());
+          TESSERA_FAIL("config file '", *file, "': ", e.what());
         }
+        TESSERA_CHECK(!in.bad(), "--config: error reading config file '", *file, "'");
       }
     }
     if (vm.count("help")) {
@@ -187,6 +197,7 @@ std::optional<TrainOptions> parse_train_options(int argc, char** argv, bool prin
     if (print) std::cout << o.dump();
     return std::nullopt;
   }
+  check_memory_fits(o, rank_memory_budget());
   return o;
 }
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "kernels/ops.h"
 #include "train/schedule.h"
 
 namespace tessera::train {
@@ -60,16 +61,33 @@ StepStats Trainer::train_step(const std::vector<model::TokenPair>& global_batch)
   if (grid_.dp_size() > 1) grid_.dp().all_reduce(totals, 3, DType::f64, parallel::ReduceOp::sum);
 
   stats.grad_norm = global_grad_norm(store_, grid_.tp());
+  stats.loss = totals[0] / totals[1];
+  // The norm and the loss are reduced over the whole grid, so every rank sees the same values and
+  // stops together, before a poisoned update reaches the parameters or Adam's moments.
+  if (!std::isfinite(stats.grad_norm) || !std::isfinite(stats.loss))
+    TESSERA_FAIL("step ", stats.step, ": loss ", stats.loss, ", gradient norm ", stats.grad_norm, " (",
+                 first_non_finite_grad(), "); the update was not applied. Lower --lr-factor, set --clip-norm "
+                 "or resume from an earlier checkpoint");
   const double clip = options_.clip_norm > 0 && stats.grad_norm > options_.clip_norm
                           ? options_.clip_norm / stats.grad_norm
                           : 1.0;
   stats.lr = noam_learning_rate(stats.step, cfg.d_model, options_.warmup, options_.lr_factor);
   adam_->update(store_, stats.lr, clip);
 
-  stats.loss = totals[0] / totals[1];
   stats.accuracy = totals[2] / totals[1];
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
+}
+
+std::string Trainer::first_non_finite_grad() const {
+  for (size_t i = 0; i < store_.size(); ++i) {
+    const double s = kernels::sum_squares(store_.grad(static_cast<int>(i)));
+    if (!std::isfinite(s))
+      return detail::concat("the first non-finite gradient on world rank ", grid_.world_rank(), " is in ",
+                            store_.info(static_cast<int>(i)).name);
+  }
+  return detail::concat("every gradient on world rank ", grid_.world_rank(),
+                        " is finite: the sum of squares overflowed, or another rank's shard holds the bad values");
 }
 
 EvalStats Trainer::evaluate(const std::vector<model::TokenPair>& pairs, int64_t batch_sentences) {

@@ -4,8 +4,8 @@
 //   2. forward + backward on each micro-batch, gradients scaled by 1 / (target tokens of the
 //      global batch); on the last micro-batch, gradient buckets start their data-parallel
 //      all-reduce as backward completes each layer;
-//   3. wait for the buckets, take the global gradient norm, clip, and apply Adam with the
-//      paper's learning-rate schedule.
+//   3. wait for the buckets, take the global gradient norm, stop (throw, nothing applied) if it or
+//      the loss is not finite, clip, and apply Adam with the paper's learning-rate schedule.
 #pragma once
 
 #include <memory>
@@ -57,6 +57,9 @@ class Trainer {
   std::unique_ptr<model::Transformer> model_;
   std::unique_ptr<Adam> adam_;
   std::unique_ptr<parallel::GradientBuckets> buckets_;
+
+  // Names the first parameter (in store order) whose gradient on this rank holds inf or NaN.
+  std::string first_non_finite_grad() const;
 };
 
 // The slice [begin, end) of n items that rank `rank` of `parts` owns: contiguous and balanced.

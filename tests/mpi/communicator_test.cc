@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "test_seed.h"
 #include "core/error.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/process_grid.h"
@@ -28,9 +29,11 @@ std::unique_ptr<MpiCommunicator> make_world() {
   return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, "world", kTimeout);
 }
 
-// A fresh seed per call, drawn on rank 0 and shared, so a failure can be reproduced from the log.
+// A new seed per call within a test, from the test's replayable seed (test_seed.h), taken from
+// rank 0 and shared so every rank draws the same inputs.
 uint32_t shared_seed(Communicator& comm) {
-  int32_t seed = static_cast<int32_t>(std::random_device{}() & 0x7fffffff);
+  static uint32_t calls = 0;
+  int32_t seed = static_cast<int32_t>((static_cast<uint32_t>(::tessera::testing::test_seed()) + calls++) & 0x7fffffff);
   comm.broadcast(&seed, 1, DType::i32, 0);
   return static_cast<uint32_t>(seed);
 }
@@ -216,7 +219,7 @@ TEST(SelfCommunicator, IdentityAndCopies) {
   EXPECT_EQ(comm.rank(), 0);
   EXPECT_EQ(comm.size(), 1);
   EXPECT_EQ(comm.group_name(), "tp");
-  uint32_t seed = std::random_device{}();
+  uint32_t seed = static_cast<uint32_t>(::tessera::testing::test_seed());
   auto in = rank_input<float>(seed, 0, 1037);
   for (ReduceOp op : {ReduceOp::sum, ReduceOp::avg, ReduceOp::max}) {
     auto buf = in;
@@ -310,7 +313,7 @@ TEST(ProcessGrid, SingleNeedsNoMpi) {
   EXPECT_EQ(grid.tp_size(), 1);
   EXPECT_EQ(grid.dp_size(), 1);
   EXPECT_EQ(grid.tp().size(), 1);
-  std::vector<float> buf = rank_input<float>(std::random_device{}(), 0, 64), copy = buf;
+  std::vector<float> buf = rank_input<float>(static_cast<uint32_t>(::tessera::testing::test_seed()), 0, 64), copy = buf;
   grid.dp().all_reduce(std::span<float>(buf), ReduceOp::avg);
   EXPECT_EQ(buf, copy);
 }
@@ -329,8 +332,10 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 
 // A 64 MB all-reduce started before a long compute must be (nearly) done when the compute ends:
-// the progress thread moves it while the caller never enters MPI. The compute lasts many times
-// the all-reduce alone, so the check holds even with more ranks than cores.
+// the progress thread moves it while the caller never enters MPI. The compute lasts 16 times the
+// all-reduce alone (at least 1 s), so even with 4 ranks spinning on 2 shared cores the progress
+// threads get their time slices; the wait may still include a scheduler wake-up on a loaded
+// machine, hence 50 ms of absolute slack on top of half the all-reduce.
 TEST(MpiCommunicator, AsyncAllReduceProgressesDuringCompute) {
   auto comm = make_world();
   const size_t count = 16 << 20;  // 64 MB of f32
@@ -348,7 +353,7 @@ TEST(MpiCommunicator, AsyncAllReduceProgressesDuringCompute) {
   comm->all_reduce(&alone, 1, DType::f64, ReduceOp::max);
 
   buf = rank_input<float>(seed, comm->rank(), count);
-  const double compute = std::max(8 * alone, 0.5);
+  const double compute = std::max(16 * alone, 1.0);
   comm->barrier();
   auto handle = comm->all_reduce_async(std::span<float>(buf), ReduceOp::sum);
   busy_compute(compute);
@@ -359,7 +364,7 @@ TEST(MpiCommunicator, AsyncAllReduceProgressesDuringCompute) {
   if (comm->rank() == 0)
     std::printf("[overlap] %d ranks, 64 MB all-reduce alone %.3f s; after %.3f s of compute, "
                 "wait() took %.4f s\n", comm->size(), alone, compute, waited);
-  EXPECT_LT(waited, 0.5 * alone) << "the all-reduce did not progress while the caller computed";
+  EXPECT_LT(waited, 0.5 * alone + 0.05) << "the all-reduce did not progress while the caller computed";
   auto want = reference<float>(seed, comm->size(), 4096, ReduceOp::sum);
   expect_close(std::vector<float>(buf.begin(), buf.begin() + 4096), want, "overlapped all_reduce");
 }

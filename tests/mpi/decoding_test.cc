@@ -73,11 +73,50 @@ void copy_weights(const model::ParameterStore& from, model::ParameterStore& to) 
   }
 }
 
+// |z_a - z_b| of the reference model's logits at the position after `prefix` of sentence s.
+double reference_logit_gap(model::Transformer& reference, const model::Batch& batch, int64_t s,
+                           const std::vector<int32_t>& prefix, int32_t a, int32_t b) {
+  const int64_t t = static_cast<int64_t>(prefix.size()) + 1;
+  Tensor tgt = Tensor::empty({1, t}, DType::i32), len = Tensor::empty({1}, DType::i32);
+  tgt.data<int32_t>()[0] = reference.config().bos_id;
+  for (int64_t j = 1; j < t; ++j) tgt.data<int32_t>()[j] = prefix[j - 1];
+  len.data<int32_t>()[0] = static_cast<int32_t>(t);
+  const Tensor logits =
+      reference.teacher_forced_logits(batch.src.rows(s, s + 1), batch.src_lengths.rows(s, s + 1), tgt, len).to(DType::f64);
+  const double* z = logits.data<double>() + (t - 1) * logits.dim(1);
+  return std::abs(z[a] - z[b]);
+}
+
+// In f64 the sharded model's logits differ from the single process's only by summation order
+// (~1e-15 relative), so its decisions are the same unless two candidates were tied to within that.
+// The check allows exactly that case: where greedy outputs differ, the two tokens chosen at the
+// first differing position must be within 1e-9 of each other in the reference's logits (a tie
+// broken the other way by rounding, reported); any larger gap is a real difference and fails.
+constexpr double kTie = 1e-9;
+
+void expect_same_up_to_ties(model::Transformer& reference, const model::Batch& batch,
+                            const std::vector<std::vector<int32_t>>& want, const std::vector<std::vector<int32_t>>& got,
+                            const char* what) {
+  const int32_t eos = reference.config().eos_id;
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t s = 0; s < want.size(); ++s) {
+    if (got[s] == want[s]) continue;
+    size_t j = 0;
+    while (j < want[s].size() && j < got[s].size() && want[s][j] == got[s][j]) ++j;
+    const int32_t a = j < want[s].size() ? want[s][j] : eos, b = j < got[s].size() ? got[s][j] : eos;
+    const std::vector<int32_t> prefix(want[s].begin(), want[s].begin() + static_cast<int64_t>(j));
+    const double gap = reference_logit_gap(reference, batch, static_cast<int64_t>(s), prefix, a, b);
+    EXPECT_LT(gap, kTie) << what << " sentence " << s << " differs at position " << j << " (token " << b
+                         << " instead of " << a << ") although the reference's logits differ by " << gap;
+    if (gap < kTie) std::printf("%s sentence %zu: a tie (gap %.3g) broken the other way\n", what, s, gap);
+  }
+}
+
 // Greedy, beam 4 (n-best lists and scores) and beam 1 of the sharded model against the single
-// process.
+// process. A beam hypothesis may differ only where its score ties the reference's (kTie).
 void check_decoding(model::Transformer& sharded, model::Transformer& reference, const model::Batch& batch) {
   const auto greedy = reference.greedy_decode(batch.src, batch.src_lengths, 20);
-  EXPECT_EQ(sharded.greedy_decode(batch.src, batch.src_lengths, 20), greedy);
+  expect_same_up_to_ties(reference, batch, greedy, sharded.greedy_decode(batch.src, batch.src_lengths, 20), "greedy");
 
   eval::BeamOptions beam;
   beam.max_len_b = 10;
@@ -87,15 +126,18 @@ void check_decoding(model::Transformer& sharded, model::Transformer& reference, 
   for (size_t s = 0; s < want.size(); ++s) {
     ASSERT_EQ(got[s].size(), want[s].size()) << "sentence " << s;
     for (size_t h = 0; h < want[s].size(); ++h) {
-      EXPECT_EQ(got[s][h].tokens, want[s][h].tokens) << "sentence " << s << " hypothesis " << h;
-      EXPECT_NEAR(got[s][h].score, want[s][h].score, 1e-9 * (1 + std::abs(want[s][h].score)));
+      EXPECT_NEAR(got[s][h].score, want[s][h].score, kTie * (1 + std::abs(want[s][h].score)))
+          << "sentence " << s << " hypothesis " << h;
+      if (got[s][h].tokens != want[s][h].tokens)
+        std::printf("beam sentence %zu hypothesis %zu: a tie in score broken the other way\n", s, h);
     }
   }
   // Beam 1 is greedy under tensor parallelism too.
   beam.beam = 1;
   beam.max_len_a = 0;
   beam.max_len_b = 20;
-  EXPECT_EQ(eval::beam_search(sharded, batch.src, batch.src_lengths, beam), greedy);
+  expect_same_up_to_ties(reference, batch, greedy, eval::beam_search(sharded, batch.src, batch.src_lengths, beam),
+                         "beam 1");
 }
 
 model::Batch held_out_batch(const train::TrainOptions& o) {

@@ -13,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "test_seed.h"
 #include "core/tensor.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/math.h"
@@ -32,7 +33,7 @@ class CudaBackend : public ::testing::Test {
                    << cudaGetErrorName(status) << " (" << cudaGetErrorString(status) << "), "
                    << count << " devices";
     }
-    seed_ = std::random_device{}();
+    seed_ = static_cast<uint32_t>(::tessera::testing::test_seed());
     rng_.seed(seed_);
   }
 
@@ -85,12 +86,12 @@ constexpr int64_t kM = 13, kN = 29, kK = 37;
 constexpr double kGemmAtol = 1e-5 * kK, kGemmRtol = 1e-5;
 
 TEST_F(CudaBackend, MatmulMatchesHostReferenceForAllTransposesAlphaAndBeta) {
-  SCOPED_TRACE(testing::Message() << "seed " << seed_);
+  SCOPED_TRACE(::testing::Message() << "seed " << seed_);
   struct Scalars { double alpha, beta; };
   for (const Scalars s : {Scalars{1.0, 0.0}, Scalars{0.5, 1.5}, Scalars{-2.0, 1.0}})
     for (bool ta : {false, true})
       for (bool tb : {false, true}) {
-        SCOPED_TRACE(testing::Message() << "trans_a " << ta << ", trans_b " << tb << ", alpha "
+        SCOPED_TRACE(::testing::Message() << "trans_a " << ta << ", trans_b " << tb << ", alpha "
                                         << s.alpha << ", beta " << s.beta);
         const Tensor a = random(ta ? Shape{kK, kM} : Shape{kM, kK});
         const Tensor b = random(tb ? Shape{kN, kK} : Shape{kK, kN});
@@ -107,12 +108,12 @@ TEST_F(CudaBackend, MatmulMatchesHostReferenceForAllTransposesAlphaAndBeta) {
 }
 
 TEST_F(CudaBackend, BatchedMatmulMatchesHostReferencePerProduct) {
-  SCOPED_TRACE(testing::Message() << "seed " << seed_);
+  SCOPED_TRACE(::testing::Message() << "seed " << seed_);
   constexpr int64_t batch = 5;
   const double alpha = 0.75, beta = 0.5;
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {
-      SCOPED_TRACE(testing::Message() << "trans_a " << ta << ", trans_b " << tb);
+      SCOPED_TRACE(::testing::Message() << "trans_a " << ta << ", trans_b " << tb);
       const Tensor a = random(ta ? Shape{batch, kK, kM} : Shape{batch, kM, kK});
       const Tensor b = random(tb ? Shape{batch, kN, kK} : Shape{batch, kK, kN});
       const Tensor c = random({batch, kM, kN});
@@ -137,10 +138,10 @@ double host_activation_grad(Activation act, double x) {
 const Shape kActivationShapes[] = {{7, 53}, {1100, 1000}};
 
 TEST_F(CudaBackend, BiasActivationForwardMatchesHostReference) {
-  SCOPED_TRACE(testing::Message() << "seed " << seed_);
+  SCOPED_TRACE(::testing::Message() << "seed " << seed_);
   for (const Activation act : {Activation::relu, Activation::gelu})
     for (const Shape& shape : kActivationShapes) {
-      SCOPED_TRACE(testing::Message() << (act == Activation::relu ? "relu" : "gelu") << " on "
+      SCOPED_TRACE(::testing::Message() << (act == Activation::relu ? "relu" : "gelu") << " on "
                                       << shape_string(shape));
       const Tensor pre = random(shape, -3.0f, 3.0f);
       const Tensor bias = random({shape[1]});
@@ -160,10 +161,10 @@ TEST_F(CudaBackend, BiasActivationForwardMatchesHostReference) {
 }
 
 TEST_F(CudaBackend, ActivationBackwardMatchesHostReferenceAlsoInPlace) {
-  SCOPED_TRACE(testing::Message() << "seed " << seed_);
+  SCOPED_TRACE(::testing::Message() << "seed " << seed_);
   for (const Activation act : {Activation::relu, Activation::gelu})
     for (const Shape& shape : kActivationShapes) {
-      SCOPED_TRACE(testing::Message() << (act == Activation::relu ? "relu" : "gelu") << " on "
+      SCOPED_TRACE(::testing::Message() << (act == Activation::relu ? "relu" : "gelu") << " on "
                                       << shape_string(shape));
       const Tensor pre = random(shape, -3.0f, 3.0f);
       const Tensor dy = random(shape);

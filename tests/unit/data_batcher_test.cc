@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "test_seed.h"
 #include "core/error.h"
 #include "data/token_batcher.h"
 #include "train/trainer.h"
@@ -25,7 +26,7 @@ class BatcherTest : public ::testing::Test {
   // A parallel dataset of random pairs: source lengths spread over 0..100 (some over kMaxLen),
   // target lengths near the source length, random ids.
   void SetUp() override {
-    seed_ = std::random_device{}();
+    seed_ = static_cast<uint32_t>(::tessera::testing::test_seed());
     rng_.seed(seed_);
     dir_ = std::filesystem::temp_directory_path() /
            ("tessera_batcher_" + std::to_string(::getpid()) + "_" +

@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 
+#include "test_seed.h"
 #include "core/error.h"
 #include "data/corpus_split.h"
 
@@ -74,7 +75,7 @@ TEST(DataCorpusSplit, DeduplicatesExactPairsAndRepeatedSources) {
 }
 
 TEST(DataCorpusSplit, SplitHoldsOutFullSentencesDisjointFromTrain) {
-  std::mt19937 rng(std::random_device{}());
+  std::mt19937 rng(static_cast<uint32_t>(::tessera::testing::test_seed()));
   std::vector<SentencePair> corpus = random_corpus(rng, 3000);
   // Repeat some sources with other targets: held-out sources must still never reach train.
   for (std::size_t i = 0; i < 300; ++i) corpus.push_back({corpus[i].source, "other " + std::to_string(i)});
@@ -96,7 +97,7 @@ TEST(DataCorpusSplit, SplitHoldsOutFullSentencesDisjointFromTrain) {
 }
 
 TEST(DataCorpusSplit, SplitDependsOnContentNotOrder) {
-  std::mt19937 rng(std::random_device{}());
+  std::mt19937 rng(static_cast<uint32_t>(::tessera::testing::test_seed()));
   std::vector<SentencePair> corpus = random_corpus(rng, 2000);
   const SplitOptions options{40, 40, rng()};
   const CorpusSplit a = split_corpus(corpus, options);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "test_seed.h"
 #include "core/error.h"
 #include "data/indexed_dataset.h"
 
@@ -23,7 +24,7 @@ class DataIndexedDataset : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    seed_ = std::random_device{}();
+    seed_ = static_cast<uint32_t>(::tessera::testing::test_seed());
     rng_.seed(seed_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }

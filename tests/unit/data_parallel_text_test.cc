@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 
+#include "test_seed.h"
 #include "core/error.h"
 #include "data/parallel_text.h"
 
@@ -90,7 +91,7 @@ TEST_F(DataParallelText, MissingFileIsNamed) {
 }
 
 TEST_F(DataParallelText, WriteThenReadRoundTrips) {
-  std::mt19937 rng(std::random_device{}());
+  std::mt19937 rng(static_cast<uint32_t>(::tessera::testing::test_seed()));
   std::vector<SentencePair> pairs;
   for (int i = 0; i < 100; ++i) {
     pairs.push_back({"Satz " + std::to_string(rng()) + " \u00E4\u00F6\u00FC",

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "test_seed.h"
 #include "core/error.h"
 #include "data/sentencepiece_model.h"
 
@@ -23,7 +24,7 @@ class DataSentencePieceModel : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    seed_ = std::random_device{}();
+    seed_ = static_cast<uint32_t>(::tessera::testing::test_seed());
     std::mt19937 rng(seed_);
     // A made-up bilingual corpus: random sentences over a fixed German and English lexicon.
     const std::vector<std::string> lexicon = {

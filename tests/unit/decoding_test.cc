@@ -1,7 +1,7 @@
 // Incremental decoding with cached keys and values, greedy decoding and beam search, on one
 // process: the cache reproduces the full-sequence forward, the cached greedy decoder reproduces
 // the recompute-everything one, beam 1 is greedy, batching changes nothing, beam scores are the
-// model's log-probabilities, and on a trained model beam 4 is at least as accurate as greedy.
+// model's log-probabilities, and on a model trained in f64 beam 4 scores and decodes as measured.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -271,11 +271,19 @@ TEST(Decoding, TopKLogProbsMatchAFullSort) {
   }
 }
 
-// A small model trained briefly on the synthetic reverse task (no dropout, so the run does not
+// A small model trained on the synthetic reverse task in f64 (no dropout, so the run does not
 // depend on the dropout streams), then decoded greedily and with beam 4 on held-out sentences.
-// Beam search ranks whole sequences, so it finds hypotheses at least as probable (length-normalised)
-// as greedy's, and on this task that makes it at least as accurate.
-TEST(Decoding, BeamFourIsAtLeastAsAccurateAsGreedyOnATrainedModel) {
+//
+// Beam search is not guaranteed to beat greedy: it can prune greedy's path, and length
+// normalisation can prefer another hypothesis; and training is chaotic, so the last-bit
+// differences between BLAS kernels (one per CPU) grow into visibly different models, even in f64.
+// The test therefore asserts what holds on every kernel with a measured margin. Measured over
+// OPENBLAS_CORETYPE = SkylakeX, Zen, Haswell, Sandybridge, Nehalem (one machine, one build):
+//   greedy sentence accuracy              0.852 .. 0.941          asserted > 0.70
+//   mean score (log P / lp), beam - greedy +0.00001 .. +0.0028     asserted > -0.01
+//   sentences where beam scored below greedy  0 of 256 on each    asserted <= 8
+//   token accuracy, beam - greedy         -0.0030 .. +0.0036      asserted > -0.02
+TEST(Decoding, BeamFourAgainstGreedyOnAModelTrainedInF64) {
   kernels::set_num_threads(1);
   const auto start = std::chrono::steady_clock::now();
   train::TrainOptions o;
@@ -291,7 +299,7 @@ TEST(Decoding, BeamFourIsAtLeastAsAccurateAsGreedyOnATrainedModel) {
   o.batch_sentences = 32;
   o.seed = 6;
   parallel::ProcessGrid grid = parallel::ProcessGrid::single();
-  train::Trainer trainer(o, grid);
+  train::Trainer trainer(o, grid, DType::f64);
   data::SyntheticTask task;
   task.vocab_size = o.model.vocab_size;
   task.min_len = 3;
@@ -313,6 +321,7 @@ TEST(Decoding, BeamFourIsAtLeastAsAccurateAsGreedyOnATrainedModel) {
   // the eos position, as in Trainer::greedy_token_accuracy).
   double greedy_sentences = 0, beam_sentences = 0, greedy_tokens = 0, beam_tokens = 0, tokens = 0;
   double greedy_score = 0, beam_score = 0;
+  int beam_worse = 0;  // sentences where beam search returned a lower log P / lp than greedy's
   auto token_matches = [](const std::vector<int32_t>& hyp, const std::vector<int32_t>& ref) {
     double correct = hyp.size() == ref.size();
     for (size_t j = 0; j < ref.size(); ++j) correct += j < hyp.size() && hyp[j] == ref[j];
@@ -332,19 +341,25 @@ TEST(Decoding, BeamFourIsAtLeastAsAccurateAsGreedyOnATrainedModel) {
     const double score = sequence_log_prob(trainer.model(), batch.src.rows(i, i + 1), batch.src_lengths.rows(i, i + 1),
                                            greedy[i], eos) /
                          eval::length_penalty(static_cast<int64_t>(greedy[i].size()) + eos, beam_options.length_penalty);
-    EXPECT_GE(nbest[i][0].score, score - 1e-4) << "sentence " << i << ": beam search found a worse hypothesis than greedy";
+    beam_worse += nbest[i][0].score < score - 1e-9;
     greedy_score += score;
     beam_score += nbest[i][0].score;
   }
   const double n = static_cast<double>(held_out.size());
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("after %lld steps (%.1f s), greedy vs beam 4: sentence accuracy %.4f vs %.4f, token accuracy %.4f vs "
-              "%.4f, mean log P / lp %.4f vs %.4f\n",
+  std::printf("after %lld f64 steps (%.1f s), greedy vs beam 4: sentence accuracy %.4f vs %.4f, token accuracy "
+              "%.4f vs %.4f, mean log P / lp %.5f vs %.5f, beam below greedy's score on %d of %d sentences\n",
               static_cast<long long>(steps), seconds, greedy_sentences / n, beam_sentences / n, greedy_tokens / tokens,
-              beam_tokens / tokens, greedy_score / n, beam_score / n);
-  EXPECT_GT(greedy_sentences / n, 0.5);  // the model has learned the task, so the comparison means something
-  EXPECT_GE(beam_sentences, greedy_sentences);
-  EXPECT_GE(beam_tokens, greedy_tokens);
+              beam_tokens / tokens, greedy_score / n, beam_score / n, beam_worse, static_cast<int>(n));
+  // The model has learned the task, so the comparison means something.
+  EXPECT_GT(greedy_sentences / n, 0.70);
+  // Beam search optimises log P / lp over whole sequences: on average it scores at least as well
+  // as greedy, and it rarely loses greedy's hypothesis.
+  EXPECT_GT(beam_score / n, greedy_score / n - 0.01);
+  EXPECT_LE(beam_worse, 8);
+  // Accuracy follows the score, within a measured margin (not a theorem: a more probable
+  // hypothesis can be a wrong one).
+  EXPECT_GT(beam_tokens / tokens, greedy_tokens / tokens - 0.02);
 }
 
 }  // namespace

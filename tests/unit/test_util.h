@@ -1,4 +1,4 @@
-// Shared test helpers: fresh random inputs (seed printed on failure) and central finite differences.
+// Shared test helpers: random inputs from the test's replayable seed (test_seed.h) and central finite differences.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,19 +8,10 @@
 #include <random>
 
 #include "core/tensor.h"
+#include "test_seed.h"  // rng(): the running test's replayable generator
 
 namespace tessera::testing {
 
-// A generator seeded from the clock, so every run draws fresh inputs; the seed is recorded.
-inline std::mt19937_64& rng() {
-  static std::mt19937_64 gen = [] {
-    const uint64_t seed = std::random_device{}();
-    ::testing::Test::RecordProperty("random_seed", std::to_string(seed));
-    std::printf("random seed %llu\n", static_cast<unsigned long long>(seed));
-    return std::mt19937_64(seed);
-  }();
-  return gen;
-}
 
 inline Tensor random_tensor(const Shape& shape, DType dtype = DType::f64, double lo = -1, double hi = 1) {
   Tensor t = Tensor::empty(shape, DType::f64);
