@@ -6,7 +6,10 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
+#include <vector>
 
+#include "checkpoint/atomic_file.h"
 #include "checkpoint/checkpoint.h"
 #include "core/log.h"
 #include "data/sentencepiece_model.h"
@@ -17,6 +20,8 @@
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 #include "train/batch_source.h"
+#include "train/divergence_guard.h"
+#include "train/run_directory.h"
 #include "train/trainer.h"
 
 using namespace tessera;
@@ -28,6 +33,16 @@ void log_step(const train::StepStats& s, double tokens_per_second) {
                    "  gnorm ", s.grad_norm, "  tok/s ", static_cast<int64_t>(tokens_per_second));
 }
 
+// Tab-separated values at full precision (17 significant digits: doubles round-trip).
+template <typename... T>
+std::string full_precision(const T&... values) {
+  std::ostringstream os;
+  os << std::setprecision(17);
+  const char* sep = "";
+  ((os << sep << values, sep = "\t"), ...);
+  return os.str();
+}
+
 // Held-out evaluation: loss and perplexity, and greedy BLEU on the corpus (greedy token accuracy
 // on synthetic tasks). Appends a line to <out-dir>/valid.tsv on rank 0.
 class Validator {
@@ -37,15 +52,19 @@ class Validator {
       spm_ = std::make_unique<data::SentencePieceModel>(std::filesystem::path(o.data_dir) / "spm.model");
       TESSERA_CHECK(spm_->vocab_size() == o.model.vocab_size, "--vocab-size: ", o.model.vocab_size,
                     " differs from the ", spm_->vocab_size(), " pieces of ", o.data_dir, "/spm.model");
-      dev_ = train::read_held_out(o.data_dir, "dev");
+      dev_ = train::read_held_out(o.data_dir, "dev", o.model.vocab_size);
     } else {
       train::SyntheticBatchSource source(o);
       dev_.pairs = source.task().pairs(data::kHeldOutSplit, 0, 512);
     }
-    if (!o.out_dir.empty() && grid.world_rank() == 0) {
-      tsv_.open(std::filesystem::path(o.out_dir) / "valid.tsv");
-      tsv_ << "step\tminutes\tloss\tppl\t" << (spm_ ? "bleu" : "greedy_accuracy") << "\n";
-    }
+  }
+
+  // Starts <out-dir>/valid.tsv on world rank 0, continuing it when resuming at `resume_step`.
+  void open_curve(int64_t resume_step) {
+    if (o_.out_dir.empty() || grid_.world_rank() != 0) return;
+    tsv_ = train::CurveFile(std::filesystem::path(o_.out_dir) / "valid.tsv",
+                            std::string("step\tminutes\tloss\tppl\t") + (spm_ ? "bleu" : "greedy_accuracy"),
+                            resume_step);
   }
 
   void run(train::Trainer& trainer, int64_t step, double minutes) {
@@ -66,7 +85,8 @@ class Validator {
       TESSERA_LOG_INFO("valid step ", step, "  loss ", ev.loss, "  ppl ", std::exp(ev.loss), "  acc ", ev.accuracy,
                        "  greedy token acc ", quality);
     }
-    if (tsv_.is_open()) tsv_ << step << "\t" << minutes << "\t" << ev.loss << "\t" << std::exp(ev.loss) << "\t" << quality << std::endl;
+    if (tsv_.is_open())
+      tsv_.append(detail::concat(step, "\t", minutes, "\t", ev.loss, "\t", std::exp(ev.loss), "\t", quality));
   }
 
   // A few dev sentences with their translations, for the eye.
@@ -83,7 +103,7 @@ class Validator {
   const parallel::ProcessGrid& grid_;
   std::unique_ptr<data::SentencePieceModel> spm_;
   train::HeldOutSet dev_;
-  std::ofstream tsv_;
+  train::CurveFile tsv_;
 };
 
 int run(const train::TrainOptions& o) {
@@ -92,9 +112,23 @@ int run(const train::TrainOptions& o) {
   kernels::set_num_threads(o.threads > 0 ? o.threads : kernels::default_threads_per_rank());
   TESSERA_LOG_INFO("world ", grid.world_size(), " = tp ", grid.tp_size(), " x dp ", grid.dp_size(), ", ",
                    kernels::num_threads(), " threads per rank");
-  if (!o.out_dir.empty() && grid.world_rank() == 0) {
-    std::filesystem::create_directories(o.out_dir);
-    std::ofstream(std::filesystem::path(o.out_dir) / "config.cfg") << o.dump();
+  const std::filesystem::path save_dir =
+      !o.save_dir.empty() ? std::filesystem::path(o.save_dir)
+                          : (o.out_dir.empty() ? std::filesystem::path() : std::filesystem::path(o.out_dir) / "checkpoints");
+  // World rank 0 owns the output: it checks that the directories can be written and locks them
+  // before any work, so a bad path or a second run on the same directory fails now, not after
+  // hours (the error ends every rank at once, see run_with_mpi).
+  std::vector<train::DirectoryLock> locks;
+  if (grid.world_rank() == 0) {
+    if (!o.out_dir.empty()) {
+      train::prepare_writable_directory(o.out_dir, "--out-dir");
+      locks.emplace_back(o.out_dir, "--out-dir");
+      checkpoint::write_file_atomically(std::filesystem::path(o.out_dir) / "config.cfg", o.dump());
+    }
+    if (!save_dir.empty()) {
+      train::prepare_writable_directory(save_dir, o.save_dir.empty() ? "--out-dir" : "--save-dir");
+      if (!o.save_dir.empty()) locks.emplace_back(save_dir, "--save-dir");
+    }
   }
   const auto source = train::make_batch_source(o, o.data_parallel * o.accumulate);
   TESSERA_LOG_INFO("data: ", source->describe());
@@ -108,9 +142,6 @@ int run(const train::TrainOptions& o) {
     TESSERA_LOG_INFO("resumed from ", info.dir.string(), " at step ", info.step, " (written by tp ",
                      info.tensor_parallel, " x dp ", info.data_parallel, ")");
   }
-  const std::filesystem::path save_dir =
-      !o.save_dir.empty() ? std::filesystem::path(o.save_dir)
-                          : (o.out_dir.empty() ? std::filesystem::path() : std::filesystem::path(o.out_dir) / "checkpoints");
   auto save = [&](int64_t at_step) {
     if (save_dir.empty()) return;
     const auto dir = checkpoint::save_checkpoint(save_dir, trainer.store(), &trainer.optimizer(), grid,
@@ -118,25 +149,26 @@ int run(const train::TrainOptions& o) {
     TESSERA_LOG_INFO("saved checkpoint ", dir.string());
   };
 
-  // Learning curve, one line per step, at full precision so runs can be compared exactly.
-  std::ofstream curve;
-  if (!o.out_dir.empty() && grid.world_rank() == 0) {
-    curve.open(std::filesystem::path(o.out_dir) / "train.tsv");
-    curve << "step\tloss\tgrad_norm\tlr\ttarget_tokens\tseconds\n" << std::setprecision(17);
-  }
+  // Learning curves, one line per step, at full precision so runs can be compared exactly; a
+  // resumed run continues them from its checkpoint's step.
+  const int64_t first_step = trainer.optimizer().step();
+  train::CurveFile curve;
+  if (!o.out_dir.empty() && grid.world_rank() == 0)
+    curve = train::CurveFile(std::filesystem::path(o.out_dir) / "train.tsv",
+                             "step\tloss\tgrad_norm\tlr\ttarget_tokens\tseconds", first_step);
+  validator.open_curve(first_step);
+  train::DivergenceGuard guard(o.divergence_factor, o.divergence_steps, o.model.vocab_size);
   const auto start = std::chrono::steady_clock::now();
   auto minutes = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60; };
   double tokens = 0, seconds = 0;
-  int64_t step = trainer.optimizer().step();
+  int64_t step = first_step;
   while (step < o.steps) {
     const train::StepStats s = trainer.train_step(source->next());
     step = s.step;
     tokens += static_cast<double>(s.source_tokens + s.target_tokens);
     seconds += s.seconds;
-    if (curve.is_open())
-      curve << s.step << "\t" << s.loss << "\t" << s.grad_norm << "\t" << s.lr << "\t" << s.target_tokens << "\t"
-            << s.seconds << std::endl;
-    if (!std::isfinite(s.loss)) TESSERA_FAIL("loss is ", s.loss, " at step ", s.step, "; lower --lr-factor or set --clip-norm");
+    if (curve.is_open()) curve.append(full_precision(s.step, s.loss, s.grad_norm, s.lr, s.target_tokens, s.seconds));
+    guard.observe(s.step, s.loss);  // the loss is the global batch's: every rank stops together
     // Every rank must agree on stopping: the time limit is taken from world rank 0's clock.
     double stop = o.time_limit_minutes > 0 && minutes() >= o.time_limit_minutes ? 1 : 0;
     grid.world().broadcast(&stop, 1, DType::f64, 0);

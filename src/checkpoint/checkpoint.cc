@@ -1,5 +1,6 @@
 #include "checkpoint/checkpoint.h"
 
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include "checkpoint/atomic_file.h"
 #include "checkpoint/manifest.h"
 #include "checkpoint/safetensors.h"
+#include "kernels/ops.h"
 
 namespace tessera::checkpoint {
 
@@ -78,6 +80,18 @@ void agree(parallel::Communicator& world, const std::exception_ptr& error, const
   world.all_reduce(&failed, 1, DType::i32, parallel::ReduceOp::max);
   if (error) std::rethrow_exception(error);
   TESSERA_CHECK(failed == 0, what, " failed on another rank (its own error says why)");
+}
+
+// A diverged run must not leave a checkpoint that resumes into the same inf or NaN: every tensor
+// this rank would save (parameters and moments) is checked before anything is written.
+void check_finite(const fs::path& dir, const model::ParameterStore& store, const train::Adam* adam) {
+  for (size_t id = 0; id < store.size(); ++id) {
+    const model::ParamInfo& p = store.info(static_cast<int>(id));
+    for (const Key& k : keys_of(p.name, adam != nullptr))
+      TESSERA_CHECK(std::isfinite(kernels::sum_squares(local_tensor(store, adam, static_cast<int>(id), k.which))),
+                    "refusing to save checkpoint ", dir.string(), ": tensor ", k.name,
+                    " holds inf or NaN (the run diverged)");
+  }
 }
 
 void write_shard(const fs::path& dir, const model::ParameterStore& store, const train::Adam* adam,
@@ -182,7 +196,14 @@ fs::path resolve_checkpoint(const fs::path& dir) {
   if (fs::exists(dir / kManifestName)) return dir;
   std::ifstream latest(dir / kLatestName);
   std::string name;
-  if (latest && std::getline(latest, name) && !name.empty()) {
+  if (latest && std::getline(latest, name)) {
+    // Written as "step-N\n"; an edited file may end in CR LF or spaces.
+    const size_t end = name.find_last_not_of(" \t\r\n");
+    name.erase(end == std::string::npos ? 0 : end + 1);
+    const size_t begin = name.find_first_not_of(" \t");
+    name.erase(0, begin == std::string::npos ? name.size() : begin);
+  }
+  if (!name.empty()) {
     const fs::path target = dir / name;
     TESSERA_CHECK(fs::exists(target / kManifestName), "not a checkpoint: no ", kManifestName, " in ", target,
                   " (named by ", dir / kLatestName, ")");
@@ -195,7 +216,8 @@ fs::path save_checkpoint(const fs::path& root, const model::ParameterStore& stor
                          const parallel::ProcessGrid& grid, const CheckpointExtras& extras) {
   const fs::path dir = step_directory(root, extras.step);
   parallel::Communicator& world = grid.world();
-  std::exception_ptr error;
+  std::exception_ptr error = attempt([&] { check_finite(dir, store, adam); });
+  agree(world, error, "checking the tensors of checkpoint " + dir.string());
 
   // 1. An empty directory: a stale manifest from an earlier save of this step must not describe
   //    the new shards while they are being written.

@@ -1,5 +1,6 @@
 #include "data/indexed_dataset.h"
 
+#include <algorithm>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -212,6 +213,18 @@ std::span<const std::int32_t> IndexedDataset::operator[](std::size_t i) const {
   TESSERA_CHECK(i < count_, "sequence ", i, " is out of range for dataset ", prefix_.string(),
                 " with ", count_, " sequences");
   return {tokens_ + offsets_[i], static_cast<std::size_t>(offsets_[i + 1] - offsets_[i])};
+}
+
+void IndexedDataset::check_token_ids(std::int64_t vocab_size) const {
+  const std::size_t n = num_tokens();
+  for (std::size_t t = 0; t < n; ++t) {
+    if (tokens_[t] >= 0 && tokens_[t] < vocab_size) continue;
+    // The offsets are sorted: the sequence holding token t is the last one starting at or before it.
+    const std::size_t seq = static_cast<std::size_t>(std::upper_bound(offsets_, offsets_ + count_ + 1, t) - offsets_) - 1;
+    TESSERA_FAIL("dataset ", data_file(prefix_).string(), ": sequence ", seq, " holds token id ", tokens_[t],
+                 " at position ", t - offsets_[seq], ", outside the vocabulary [0, ", vocab_size,
+                 ") (--vocab-size); was it prepared with another SentencePiece model?");
+  }
 }
 
 ParallelDataset::ParallelDataset(const std::filesystem::path& prefix)

@@ -67,6 +67,9 @@ class IndexedDataset {
   std::size_t length(std::size_t i) const { return offsets_[i + 1] - offsets_[i]; }
   // Sequence i (bounds-checked); the view lives as long as the dataset.
   std::span<const std::int32_t> operator[](std::size_t i) const;
+  // Throws, naming the file, the sequence, the position and the id, unless every token id is in
+  // [0, vocab_size): a dataset prepared with another vocabulary must not train silently.
+  void check_token_ids(std::int64_t vocab_size) const;
 
  private:
   struct Mapping {
@@ -89,6 +92,10 @@ struct ParallelDataset {
   // out/train.tgt.{bin,idx}) and checks that both hold the same number of sequences.
   explicit ParallelDataset(const std::filesystem::path& prefix);
   std::size_t size() const { return source.size(); }
+  void check_token_ids(std::int64_t vocab_size) const {
+    source.check_token_ids(vocab_size);
+    target.check_token_ids(vocab_size);
+  }
 
   IndexedDataset source;
   IndexedDataset target;

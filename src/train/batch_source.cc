@@ -52,7 +52,9 @@ data::TokenBatcherOptions batcher_options(const TrainOptions& o, int64_t min_sen
 }  // namespace
 
 CorpusBatchSource::CorpusBatchSource(const TrainOptions& o, int64_t min_sentences)
-    : train_(std::filesystem::path(o.data_dir) / "train"), sampler_(train_, batcher_options(o, min_sentences)) {}
+    : train_(std::filesystem::path(o.data_dir) / "train"), sampler_(train_, batcher_options(o, min_sentences)) {
+  train_.check_token_ids(o.model.vocab_size);
+}
 
 std::vector<model::TokenPair> CorpusBatchSource::next() { return sampler_.next_batch().pairs; }
 std::string CorpusBatchSource::state() const { return data::to_json_string(sampler_.state()); }
@@ -76,8 +78,9 @@ std::vector<std::string> read_lines(const std::filesystem::path& file) {
 }
 }  // namespace
 
-HeldOutSet read_held_out(const std::filesystem::path& data_dir, const std::string& split) {
+HeldOutSet read_held_out(const std::filesystem::path& data_dir, const std::string& split, int64_t vocab_size) {
   const data::ParallelDataset ids(data_dir / split);
+  ids.check_token_ids(vocab_size);
   HeldOutSet set;
   set.sources = read_lines(data_dir / (split + ".de"));
   set.references = read_lines(data_dir / (split + ".en"));

@@ -64,6 +64,6 @@ struct HeldOutSet {
   std::vector<std::string> sources, references;
 };
 // Reads <data_dir>/<split>.{src,tgt} and the raw <split>.de / <split>.en, checking they agree.
-HeldOutSet read_held_out(const std::filesystem::path& data_dir, const std::string& split);
+HeldOutSet read_held_out(const std::filesystem::path& data_dir, const std::string& split, int64_t vocab_size);
 
 }  // namespace tessera::train

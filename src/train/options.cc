@@ -60,7 +60,9 @@ std::vector<OptionGroup> option_groups(TrainOptions& o) {
       ("log-every", bound(o.log_every), "log every N steps")
       ("valid-every", bound(o.valid_every), "validate every N steps (0: at the end)")
       ("valid-bleu-sentences", bound(o.valid_bleu_sentences), "corpus: dev sentences greedily decoded for BLEU at each validation")
-      ("time-limit", bound(o.time_limit_minutes), "stop training after this many minutes (0: no limit)");
+      ("time-limit", bound(o.time_limit_minutes), "stop training after this many minutes (0: no limit)")
+      ("divergence-factor", bound(o.divergence_factor), "stop when the training loss stays above this x ln(vocab size) (0: never)")
+      ("divergence-steps", bound(o.divergence_steps), "... for this many consecutive steps");
 
   po::options_description data("Data");
   data.add_options()
@@ -139,6 +141,8 @@ void TrainOptions::validate() const {
   TESSERA_CHECK(valid_every >= 0, "--valid-every: must not be negative, got ", valid_every);
   TESSERA_CHECK(valid_bleu_sentences >= 0, "--valid-bleu-sentences: must not be negative, got ", valid_bleu_sentences);
   TESSERA_CHECK(time_limit_minutes >= 0, "--time-limit: must not be negative, got ", time_limit_minutes);
+  TESSERA_CHECK(divergence_factor >= 0, "--divergence-factor: must not be negative (0: off), got ", divergence_factor);
+  TESSERA_CHECK(divergence_steps >= 1, "--divergence-steps: must be at least 1, got ", divergence_steps);
   TESSERA_CHECK(data_parallel >= 1, "--data-parallel: must be at least 1, got ", data_parallel);
   TESSERA_CHECK(bucket_mb > 0, "--bucket-mb: must be positive, got ", bucket_mb);
   TESSERA_CHECK(collective_timeout > 0, "--collective-timeout: must be positive, got ", collective_timeout);

@@ -29,6 +29,8 @@ struct TrainOptions {
   int64_t valid_every = 0;       // 0: validate only at the end
   int64_t valid_bleu_sentences = 200;  // dev sentences decoded for BLEU at each validation
   double time_limit_minutes = 0; // stop training after this much wall time (0: no limit)
+  double divergence_factor = 2;  // stop when the loss stays above this x ln V ... (0: never)
+  int64_t divergence_steps = 20; // ... for this many consecutive steps
 
   // data
   std::string task = "reverse";  // copy | reverse | corpus

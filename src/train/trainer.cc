@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include "kernels/ops.h"
 #include "train/schedule.h"
@@ -71,6 +72,14 @@ StepStats Trainer::train_step(const std::vector<model::TokenPair>& global_batch)
   const double clip = options_.clip_norm > 0 && stats.grad_norm > options_.clip_norm
                           ? options_.clip_norm / stats.grad_norm
                           : 1.0;
+  // No element of the (clipped) gradient exceeds its norm, so below sqrt(max) of the store's type
+  // Adam's g^2 stays finite; above it the second moment would turn into inf.
+  const double largest = store_.dtype() == DType::f32 ? std::numeric_limits<float>::max()
+                                                      : std::numeric_limits<double>::max();
+  TESSERA_CHECK(stats.grad_norm * clip < std::sqrt(largest), "step ", stats.step, ": loss ", stats.loss,
+                ", gradient norm ", stats.grad_norm, " would overflow Adam's second moment in ",
+                dtype_name(store_.dtype()), "; the update was not applied. Lower --lr-factor, set --clip-norm "
+                "or resume from an earlier checkpoint");
   stats.lr = noam_learning_rate(stats.step, cfg.d_model, options_.warmup, options_.lr_factor);
   adam_->update(store_, stats.lr, clip);
 

@@ -18,3 +18,13 @@ add_test(NAME collective_timeout_killed_rank
 set_tests_properties(collective_timeout_skipped_rank collective_timeout_killed_rank PROPERTIES
                      TIMEOUT 120 LABELS "mpi;e2e"
                      ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+
+# A rank that fails (here rank 0 cannot create --out-dir) is heard at once and ends the job: its
+# error comes first and the other rank does not sit in a collective until the 300 s deadline.
+add_test(NAME failing_rank_ends_the_job_at_once
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/expect_abort.sh ${TESSERA_MPIRUN_ALLOWANCE}
+                 "rank 0: error: --out-dir: cannot create directory '/proc/tessera-no-such-dir'"
+                 ${TESSERA_MPIRUN} -np 2 $<TARGET_FILE:tessera-train> --config ${CMAKE_SOURCE_DIR}/configs/tiny.cfg
+                 --data-parallel 2 --threads 1 --collective-timeout 300 --out-dir /proc/tessera-no-such-dir)
+set_tests_properties(failing_rank_ends_the_job_at_once PROPERTIES TIMEOUT 120 LABELS "mpi;e2e"
+                     ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")

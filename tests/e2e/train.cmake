@@ -11,3 +11,14 @@ add_test(NAME train_resume_reproduces_uninterrupted
                  $<TARGET_FILE:tessera-train> ${CMAKE_SOURCE_DIR}/configs/tiny.cfg ${CMAKE_CURRENT_BINARY_DIR}/resume)
 set_tests_properties(train_resume_reproduces_uninterrupted PROPERTIES TIMEOUT 300 LABELS "e2e;mpi"
                      ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+
+# What protects a run's output: one owner per --out-dir, learning curves continued on resume,
+# divergence stopped before anything poisoned is saved (run_safety.sh says how each is checked).
+foreach(case lock resume diverge)
+  add_test(NAME train_run_safety_${case}
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/run_safety.sh ${case} ${TESSERA_MPIRUN} --
+                   $<TARGET_FILE:tessera-train> ${CMAKE_SOURCE_DIR}/configs/tiny.cfg
+                   ${CMAKE_CURRENT_BINARY_DIR}/run_safety_${case})
+  set_tests_properties(train_run_safety_${case} PROPERTIES TIMEOUT 300 LABELS "e2e;mpi"
+                       ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+endforeach()

@@ -1,0 +1,136 @@
+#include "train/run_directory.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "checkpoint/atomic_file.h"
+#include "core/error.h"
+
+namespace tessera::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Writes all of `text` to fd, retrying short writes; throws naming `path`.
+void write_all(int fd, const std::string& text, const fs::path& path) {
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    TESSERA_CHECK(n > 0, "cannot write ", path.string(), ": ", std::strerror(n < 0 ? errno : EIO));
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "unknown-host";
+  return name;
+}
+
+}  // namespace
+
+void prepare_writable_directory(const fs::path& dir, const std::string& option) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  TESSERA_CHECK(!ec, option, ": cannot create directory '", dir.string(), "': ", ec.message());
+  TESSERA_CHECK(fs::is_directory(dir), option, ": '", dir.string(), "' exists and is not a directory");
+  const fs::path probe = dir / (".tessera-write-test-" + std::to_string(::getpid()));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  TESSERA_CHECK(fd >= 0, option, ": cannot write in '", dir.string(), "': ", std::strerror(errno));
+  std::string error;
+  try {
+    write_all(fd, "tessera write test\n", probe);
+    if (::fsync(fd) != 0) error = std::strerror(errno);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  ::close(fd);
+  fs::remove(probe, ec);
+  TESSERA_CHECK(error.empty(), option, ": cannot write in '", dir.string(), "': ", error);
+}
+
+DirectoryLock::DirectoryLock(const fs::path& dir, const std::string& option) {
+  const fs::path path = dir / ".tessera.lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  TESSERA_CHECK(fd_ >= 0, option, ": cannot open lock file ", path.string(), ": ", std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    std::ifstream in(path);
+    std::string holder;
+    std::getline(in, holder);
+    ::close(fd_);
+    fd_ = -1;
+    TESSERA_CHECK(err != EWOULDBLOCK, option, ": '", dir.string(), "' is in use by another run (",
+                  holder.empty() ? std::string("holder unknown") : holder,
+                  " holds ", path.string(), "); wait for it, stop it, or choose another ", option);
+    TESSERA_FAIL(option, ": cannot lock ", path.string(), ": ", std::strerror(err));
+  }
+  const std::string owner = "host " + host_name() + " pid " + std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) == 0) write_all(fd_, owner, path);
+}
+
+DirectoryLock::~DirectoryLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
+}
+
+DirectoryLock::DirectoryLock(DirectoryLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+
+DirectoryLock& DirectoryLock::operator=(DirectoryLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+CurveFile::CurveFile(const fs::path& path, const std::string& header, int64_t resume_step) : path_(path) {
+  std::string kept = header + "\n";
+  if (resume_step > 0 && fs::exists(path)) {
+    std::ifstream in(path);
+    TESSERA_CHECK(in.good(), "cannot read ", path.string(), " to continue its learning curve");
+    const auto columns = [](const std::string& s) { return std::count(s.begin(), s.end(), '\t'); };
+    std::string line;
+    std::getline(in, line);  // the old header
+    while (std::getline(in, line)) {
+      // Rows start with their step; a row cut short (a crash mid-write) has fewer columns: dropped.
+      std::istringstream row(line);
+      int64_t step = 0;
+      if (!(row >> step) || columns(line) != columns(header)) continue;
+      if (step <= resume_step) kept += line + "\n";
+    }
+  }
+  checkpoint::write_file_atomically(path, kept);
+  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  TESSERA_CHECK(fd_ >= 0, "cannot open ", path.string(), ": ", std::strerror(errno));
+}
+
+CurveFile::~CurveFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+CurveFile::CurveFile(CurveFile&& other) noexcept
+    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
+
+CurveFile& CurveFile::operator=(CurveFile&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+void CurveFile::append(const std::string& line) { write_all(fd_, line + "\n", path_); }
+
+}  // namespace tessera::train

@@ -1,0 +1,59 @@
+// The files a training run writes outside its checkpoints, and the one run that owns them:
+// output directories checked at start-up, an exclusive lock per directory, and learning curves
+// whose every line is checked (a full disk is an error naming the file, not a curve cut mid-line).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace tessera::train {
+
+// Creates `dir` and writes, syncs and removes a probe file in it, so a read-only, full or
+// file-shaped --out-dir / --save-dir fails at start-up instead of after the run. `option` names
+// the option in the error.
+void prepare_writable_directory(const std::filesystem::path& dir, const std::string& option);
+
+// An exclusive claim on a directory: flock(2) on <dir>/.tessera.lock, which holds "host pid" of
+// the owner. A second run on the same directory fails at start-up naming the first one's host and
+// pid. The kernel drops the lock when its holder exits, however it exits (SIGKILL included), so a
+// crashed run never blocks the next one.
+class DirectoryLock {
+ public:
+  DirectoryLock() = default;
+  DirectoryLock(const std::filesystem::path& dir, const std::string& option);
+  ~DirectoryLock();
+  DirectoryLock(DirectoryLock&& other) noexcept;
+  DirectoryLock& operator=(DirectoryLock&& other) noexcept;
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// A tab-separated learning curve (train.tsv, valid.tsv) whose first column is the step.
+class CurveFile {
+ public:
+  CurveFile() = default;
+  // A fresh run (resume_step 0) starts the file anew with `header`. A run resumed at step N keeps
+  // the header and the rows of steps <= N and drops later ones (the interrupted run's rows after
+  // its checkpoint are being redone), then appends. The kept part is written to a temporary file
+  // and renamed into place, so a crash here loses nothing.
+  CurveFile(const std::filesystem::path& path, const std::string& header, int64_t resume_step);
+  ~CurveFile();
+  CurveFile(CurveFile&& other) noexcept;
+  CurveFile& operator=(CurveFile&& other) noexcept;
+  CurveFile(const CurveFile&) = delete;
+  CurveFile& operator=(const CurveFile&) = delete;
+
+  bool is_open() const { return fd_ >= 0; }
+  // Appends `line` and a newline in one write(2); throws naming the file when it fails.
+  void append(const std::string& line);
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+};
+
+}  // namespace tessera::train
