@@ -1,13 +1,16 @@
 #include "parallel/mpi_communicator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <thread>
 
 #include "core/error.h"
+#include "core/log.h"
 
 // Every MPI call is checked and a failure names the call.
 #define MPI_CHECK(call)                                                                  \
@@ -20,6 +23,7 @@ namespace tessera::parallel {
 
 struct MpiCommunicator::Op {
   std::string what;           // e.g. "all_reduce(count=4096, f32, sum)"
+  uint64_t number = 0;        // 1, 2, ... in the order collectives were queued on this group
   std::function<void()> run;  // the MPI call(s), run on the progress thread
   bool done = false;          // guarded by the communicator's mu_
   std::exception_ptr error;
@@ -86,6 +90,16 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm, std::string group_name, double t
   MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
   MPI_CHECK(MPI_Comm_size(comm_, &size_));
   MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank_));
+  MPI_CHECK(MPI_Comm_dup(comm_, &arrivals_));
+  MPI_Group group = MPI_GROUP_NULL, world = MPI_GROUP_NULL;
+  MPI_CHECK(MPI_Comm_group(comm_, &group));
+  MPI_CHECK(MPI_Comm_group(MPI_COMM_WORLD, &world));
+  std::vector<int> ranks(static_cast<size_t>(size_));
+  for (int r = 0; r < size_; ++r) ranks[static_cast<size_t>(r)] = r;
+  world_ranks_.resize(ranks.size());
+  MPI_CHECK(MPI_Group_translate_ranks(group, size_, ranks.data(), world, world_ranks_.data()));
+  MPI_Group_free(&group);
+  MPI_Group_free(&world);
   progress_ = std::thread([this] { progress_loop(); });
 }
 
@@ -123,7 +137,10 @@ MpiCommunicator::~MpiCommunicator() {
   progress_.join();
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (!finalized) MPI_Comm_free(&comm_);
+  if (!finalized) {
+    MPI_Comm_free(&arrivals_);
+    MPI_Comm_free(&comm_);
+  }
 }
 
 std::shared_ptr<MpiCommunicator::Op> MpiCommunicator::submit(std::string what,
@@ -133,6 +150,7 @@ std::shared_ptr<MpiCommunicator::Op> MpiCommunicator::submit(std::string what,
   op->run = std::move(run);
   {
     std::lock_guard lock(mu_);
+    op->number = ++submitted_;
     queue_.push_back(op);
     last_ = op;
   }
@@ -149,6 +167,7 @@ void MpiCommunicator::progress_loop() {
       if (queue_.empty()) return;  // stopping, and nothing left to run
       op = queue_.front();
       queue_.pop_front();
+      running_ = op->number;
     }
     std::exception_ptr error;
     try {
@@ -167,18 +186,91 @@ void MpiCommunicator::progress_loop() {
 }
 
 void MpiCommunicator::wait_for(const Op& op) {
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                            std::chrono::duration<double>(timeout_s_));
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  const auto after = [&](double seconds) {
+    return start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(seconds));
+  };
   std::unique_lock lock(mu_);
-  if (!done_cv_.wait_until(lock, deadline, [&] { return op.done; })) abort_on_timeout(op);
+  if (!done_cv_.wait_until(lock, after(timeout_s_ / 4), [&] { return op.done; })) {
+    lock.unlock();
+    announce_arrival();
+    lock.lock();
+    if (!done_cv_.wait_until(lock, after(timeout_s_), [&] { return op.done; })) {
+      lock.unlock();
+      abort_on_timeout(op);
+    }
+  }
   if (op.error) std::rethrow_exception(op.error);
 }
 
-void MpiCommunicator::abort_on_timeout(const Op& op) const {
-  std::fprintf(stderr, "tessera: rank %d (world) timed out after %.1f s in %s on group \"%s\" of %d ranks\n",
-               world_rank_, timeout_s_, op.what.c_str(), group_name_.c_str(), size_);
-  std::fflush(stderr);
+namespace {
+constexpr int kArrivalTag = 7;
+}
+
+void MpiCommunicator::announce_arrival() {
+  uint64_t number = 0;
+  {
+    std::lock_guard lock(mu_);
+    number = running_;
+  }
+  // Sent eagerly (8 bytes) and never waited on: a peer that is gone must not hold this rank up.
+  for (int peer = 0; peer < size_; ++peer) {
+    if (peer == rank_) continue;
+    MPI_Request request = MPI_REQUEST_NULL;
+    auto* payload = new uint64_t(number);  // lives until the process ends; slow collectives are rare
+    if (MPI_Isend(payload, 1, MPI_UINT64_T, peer, kArrivalTag, arrivals_, &request) == MPI_SUCCESS)
+      MPI_Request_free(&request);
+  }
+}
+
+std::string MpiCommunicator::who_is_missing() {
+  uint64_t number = 0;
+  {
+    std::lock_guard lock(mu_);
+    number = running_;
+  }
+  // Peers that waited as long as this rank announced themselves a three-quarter deadline ago;
+  // a short grace lets a peer that arrived just before this rank's deadline be heard too.
+  std::vector<uint64_t> reached(static_cast<size_t>(size_), 0);
+  reached[static_cast<size_t>(rank_)] = number;
+  const auto grace = std::chrono::steady_clock::now() + std::chrono::duration<double>(std::min(2.0, timeout_s_ / 4));
+  auto everyone_heard = [&] {
+    return std::all_of(reached.begin(), reached.end(), [&](uint64_t n) { return n >= number; });
+  };
+  while (!everyone_heard() && std::chrono::steady_clock::now() < grace) {
+    int flag = 0;
+    MPI_Status status;
+    if (MPI_Iprobe(MPI_ANY_SOURCE, kArrivalTag, arrivals_, &flag, &status) != MPI_SUCCESS) break;
+    if (!flag) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    uint64_t n = 0;
+    if (MPI_Recv(&n, 1, MPI_UINT64_T, status.MPI_SOURCE, kArrivalTag, arrivals_, MPI_STATUS_IGNORE) != MPI_SUCCESS) break;
+    auto& seen = reached[static_cast<size_t>(status.MPI_SOURCE)];
+    seen = std::max(seen, n);
+  }
+  std::string missing, behind;
+  for (int r = 0; r < size_; ++r) {
+    const uint64_t n = reached[static_cast<size_t>(r)];
+    if (n >= number) continue;
+    std::string& list = n == 0 ? missing : behind;
+    list += detail::concat(list.empty() ? "" : ", ", r, " (world rank ", world_ranks_[static_cast<size_t>(r)], ")");
+  }
+  if (missing.empty() && behind.empty())
+    return "every rank of the group reached this collective (a stalled transfer?)";
+  std::string text;
+  if (!missing.empty()) text = "group rank(s) " + missing + " did not arrive";
+  if (!behind.empty())
+    text += (text.empty() ? "" : "; ") + std::string("group rank(s) ") + behind + " are in an earlier collective";
+  return text;
+}
+
+void MpiCommunicator::abort_on_timeout(const Op& op) {
+  const std::string missing = size_ > 1 ? who_is_missing() : std::string("a group of one rank");
+  write_stderr_line(detail::concat("tessera: rank ", world_rank_, " (world) timed out after ", timeout_s_, " s in ",
+                                   op.what, " on group \"", group_name_, "\" of ", size_, " ranks: ", missing));
   MPI_Abort(MPI_COMM_WORLD, 124);
   std::_Exit(124);  // MPI_Abort should not return; make sure this rank never hangs if it does
 }

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "parallel/communicator.h"
 
@@ -67,9 +68,21 @@ class MpiCommunicator final : public Communicator {
   void progress_loop();
   // Blocks until op is done; past the deadline prints the diagnostic and aborts the job.
   void wait_for(const Op& op);
-  [[noreturn]] void abort_on_timeout(const Op& op) const;
+  // Tells every peer, on arrivals_, which collective this rank is in (a long wait has begun).
+  void announce_arrival();
+  // Which peers did not reach the collective this rank is stuck in, from their announcements.
+  std::string who_is_missing();
+  [[noreturn]] void abort_on_timeout(const Op& op);
 
   MPI_Comm comm_ = MPI_COMM_NULL;
+  // Finding the rank that did not arrive: when a wait passes a quarter of the deadline, the
+  // waiting rank sends the sequence number of the collective it is in to every peer on this
+  // duplicate of comm_; at the deadline it reads what its peers sent. Peers that sent nothing (or
+  // an earlier number) never reached that collective. Only slow collectives send anything.
+  MPI_Comm arrivals_ = MPI_COMM_NULL;
+  std::vector<int> world_ranks_;       // world rank of each rank of the group
+  uint64_t submitted_ = 0;             // collectives queued so far (the next one's number)
+  uint64_t running_ = 0;               // number of the collective the progress thread runs, from 1
   std::string group_name_;
   double timeout_s_;
   int rank_ = 0, size_ = 1, world_rank_ = 0;

@@ -29,6 +29,7 @@ struct Options {
   int skip_rank = -1;
   int kill_rank = -1;
   int steps = 4;
+  int chatter = 0;
   size_t count = 4096;
 };
 
@@ -45,6 +46,7 @@ bool parse(int argc, char** argv, Options& o) {
       ("kill-rank", bound(o.kill_rank),
        "this rank kills itself (SIGKILL) at step 1")
       ("steps", bound(o.steps), "number of all-reduces")
+      ("chatter", bound(o.chatter), "first write this many long warning lines from two threads of every rank")
       ("count", bound(o.count), "f32 elements per all-reduce");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -61,6 +63,17 @@ void run(const Options& o) {
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
   ProcessGrid grid(/*tp=*/1, /*dp=*/world_size, o.timeout_s);
   const int rank = grid.world_rank();
+  log_set_rank(rank);
+  if (o.chatter > 0) {
+    // Long lines from every rank and two threads at once: each must reach the terminal whole.
+    auto talk = [&](int thread) {
+      for (int i = 0; i < o.chatter; ++i)
+        TESSERA_LOG_WARN("chatter rank ", rank, " thread ", thread, " line ", i, " ", std::string(300, 'x'), " end");
+    };
+    std::thread other(talk, 1);
+    talk(0);
+    other.join();
+  }
   for (int step = 0; step < o.steps; ++step) {
     if (step == 1 && rank == o.kill_rank) {
       std::fprintf(stderr, "tessera-fault-probe: rank %d kills itself at step %d\n", rank, step);

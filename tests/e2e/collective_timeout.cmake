@@ -8,7 +8,7 @@ math(EXPR TESSERA_SKIP_LIMIT "3 * ${TESSERA_FAULT_DEADLINE} + ${TESSERA_MPIRUN_A
 math(EXPR TESSERA_KILL_LIMIT "${TESSERA_FAULT_DEADLINE} + ${TESSERA_MPIRUN_ALLOWANCE}")
 add_test(NAME collective_timeout_skipped_rank
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/expect_abort.sh ${TESSERA_SKIP_LIMIT}
-                 "timed out after [0-9.]+ s in all_reduce\\(count=4096, f32, sum\\) on group .dp. of 3 ranks"
+                 "timed out after [0-9.]+ s in all_reduce\\(count=4096, f32, sum\\) on group .dp. of 3 ranks: group rank\\(s\\) 1 \\(world rank 1\\) did not arrive"
                  ${TESSERA_MPIRUN} -np 3 $<TARGET_FILE:tessera-fault-probe>
                  --skip-rank 1 --timeout ${TESSERA_FAULT_DEADLINE})
 add_test(NAME collective_timeout_killed_rank
@@ -27,4 +27,12 @@ add_test(NAME failing_rank_ends_the_job_at_once
                  ${TESSERA_MPIRUN} -np 2 $<TARGET_FILE:tessera-train> --config ${CMAKE_SOURCE_DIR}/configs/tiny.cfg
                  --data-parallel 2 --threads 1 --collective-timeout 300 --out-dir /proc/tessera-no-such-dir)
 set_tests_properties(failing_rank_ends_the_job_at_once PROPERTIES TIMEOUT 120 LABELS "mpi;e2e"
+                     ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+
+# Lines from different ranks (and threads) never interleave mid-line: 4 ranks x 2 threads write
+# 400 long lines each at once, and every line of the merged output must be whole.
+add_test(NAME stderr_lines_stay_whole
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/stderr_lines.sh ${TESSERA_MPIRUN} -np 4
+                 $<TARGET_FILE:tessera-fault-probe> --chatter 400 --steps 1)
+set_tests_properties(stderr_lines_stay_whole PROPERTIES TIMEOUT 120 LABELS "mpi;e2e"
                      ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
