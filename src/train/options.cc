@@ -78,10 +78,10 @@ std::vector<OptionGroup> option_groups(TrainOptions& o) {
       ("bucket-mb", bound(o.bucket_mb), "gradient all-reduce bucket size in MiB")
       ("collective-timeout", bound(o.collective_timeout), "seconds a collective may wait before the job aborts")
       ("threads", bound(o.threads), "threads per rank for BLAS and loops (0: cores / ranks on the node)")
-      ("out-dir", bound(o.out_dir), "where the merged configuration, learning curves and checkpoints go")
-      ("save-dir", bound(o.save_dir), "checkpoint directory (default: <out-dir>/checkpoints)")
+      ("out-dir", bound(o.out_dir), "where the merged configuration, learning curves and checkpoints go; one run at a time (locked)")
+      ("save-dir", bound(o.save_dir), "checkpoint directory (default: <out-dir>/checkpoints); one run at a time (locked)")
       ("save-every", bound(o.save_every), "save a checkpoint every N steps (0: at the end only)")
-      ("resume", bound(o.resume), "continue from this checkpoint (a step directory, or a save directory's latest)");
+      ("resume", bound(o.resume), "continue from this checkpoint (a step directory, or a save directory's latest); in the same --out-dir the learning curves continue from its step");
   return {{"General", general}, {"Model", model}, {"Training", training}, {"Data", data},
           {"Parallelism and runtime", parallel}};
 }
