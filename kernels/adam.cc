@@ -5,6 +5,7 @@ namespace tessera::kernels {
 
 void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, double lr, double beta1, double beta2,
                double eps, int64_t step, double grad_scale) {
+  check_operands("adam_step", {{param, "param"}, {grad, "grad"}, {m, "m"}, {v, "v"}});
   check_shape(grad, param.shape(), "adam_step", "grad");
   check_shape(m, param.shape(), "adam_step", "m");
   check_shape(v, param.shape(), "adam_step", "v");

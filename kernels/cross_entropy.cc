@@ -12,6 +12,7 @@ void check_logits(const Tensor& logits, int64_t real_cols, const char* op) {
 }  // namespace
 
 void cross_entropy_row_max(const Tensor& logits, int64_t real_cols, Tensor& row_max) {
+  check_operands("cross_entropy_row_max", {{logits, "logits"}, {row_max, "row_max"}});
   check_logits(logits, real_cols, "cross_entropy_row_max");
   check_shape(row_max, {logits.dim(0)}, "cross_entropy_row_max", "row_max");
   TESSERA_DISPATCH_FLOAT(logits.dtype(), "cross_entropy_row_max",
@@ -21,10 +22,11 @@ void cross_entropy_row_max(const Tensor& logits, int64_t real_cols, Tensor& row_
 
 void cross_entropy_row_sums(const Tensor& logits, int64_t real_cols, const Tensor& targets, int64_t vocab_start,
                             const Tensor& row_max, Tensor& sums) {
+  check_operands("cross_entropy_row_sums", {{logits, "logits"}, {targets, "targets", Operand::index},
+                                            {row_max, "row_max"}, {sums, "sums"}});
   check_logits(logits, real_cols, "cross_entropy_row_sums");
   const int64_t n = logits.dim(0);
   check_shape(targets, {n}, "cross_entropy_row_sums", "targets");
-  check_dtype(targets, DType::i32, "cross_entropy_row_sums", "targets");
   check_shape(row_max, {n}, "cross_entropy_row_sums", "row_max");
   check_shape(sums, {n, 3}, "cross_entropy_row_sums", "sums");
   TESSERA_DISPATCH_FLOAT(logits.dtype(), "cross_entropy_row_sums",
@@ -37,6 +39,9 @@ void cross_entropy_loss_backward(const Tensor& logits, int64_t real_cols, const 
                                  int64_t vocab_start, const Tensor& row_max, const Tensor& sums,
                                  double smoothing, int64_t vocab_size, int32_t pad_id, double grad_scale,
                                  Tensor& row_loss, Tensor& dlogits) {
+  check_operands("cross_entropy_loss_backward",
+                 {{logits, "logits"}, {targets, "targets", Operand::index}, {row_max, "row_max"}, {sums, "sums"},
+                  {row_loss, "row_loss"}, {dlogits, "dlogits"}});
   check_logits(logits, real_cols, "cross_entropy_loss_backward");
   const int64_t n = logits.dim(0);
   check_shape(targets, {n}, "cross_entropy_loss_backward", "targets");
@@ -55,10 +60,11 @@ void cross_entropy_loss_backward(const Tensor& logits, int64_t real_cols, const 
 }
 
 void row_argmax(const Tensor& logits, int64_t real_cols, int64_t vocab_start, Tensor& max_value, Tensor& max_index) {
+  check_operands("row_argmax",
+                 {{logits, "logits"}, {max_value, "max_value"}, {max_index, "max_index", Operand::index}});
   check_logits(logits, real_cols, "row_argmax");
   check_shape(max_value, {logits.dim(0)}, "row_argmax", "max_value");
   check_shape(max_index, {logits.dim(0)}, "row_argmax", "max_index");
-  check_dtype(max_index, DType::i32, "row_argmax", "max_index");
   TESSERA_DISPATCH_FLOAT(logits.dtype(), "row_argmax",
                          cpu::row_argmax(logits.data<scalar_t>(), logits.dim(0), logits.dim(1), real_cols,
                                          vocab_start, max_value.data<scalar_t>(), max_index.data<int32_t>()));

@@ -2,6 +2,8 @@
 // fault, and the switch from a runtime dtype to a CPU template instantiation.
 #pragma once
 
+#include <initializer_list>
+
 #include "core/error.h"
 #include "core/tensor.h"
 
@@ -24,10 +26,39 @@ inline void check_ndim(const Tensor& t, int ndim, const char* op, const char* na
   TESSERA_CHECK(t.defined() && t.ndim() == ndim, op, ": tensor '", name, "' must be ", ndim,
                 "-D, got shape ", shape_string(t.shape()));
 }
-inline void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
-  TESSERA_CHECK(a.device() == b.device(), op, ": operands on different devices (",
-                device_name(a.device()), " and ", device_name(b.device()), ")");
+inline void check_min_ndim(const Tensor& t, int ndim, const char* op, const char* name) {
+  TESSERA_CHECK(t.defined() && t.ndim() >= ndim, op, ": tensor '", name, "' must be at least ", ndim,
+                "-D, got shape ", shape_string(t.shape()));
 }
+
+// An operand as ops.h names it: floating (f32 or f64), index (i32), or optional (floating, may be undefined).
+struct Operand {
+  enum Kind { floating, index, optional };
+  const Tensor& tensor;
+  const char* name;
+  Kind kind = floating;
+};
+// Every operand defined and on the first one's device; floating ones of the first's dtype, index ones i32.
+inline void check_operands(const char* op, std::initializer_list<Operand> operands) {
+  const Operand& first = *operands.begin();
+  for (const Operand& o : operands) {
+    const Tensor& t = o.tensor;
+    if (o.kind == Operand::optional && !t.defined()) continue;
+    TESSERA_CHECK(t.defined(), op, ": tensor '", o.name, "' is undefined");
+    TESSERA_CHECK(t.device() == first.tensor.device(), op, ": tensor '", o.name, "' is on ", device_name(t.device()),
+                  " but '", first.name, "' is on ", device_name(first.tensor.device()));
+    if (o.kind == Operand::index) {
+      check_dtype(t, DType::i32, op, o.name);
+    } else if (&o == &first) {
+      TESSERA_CHECK(t.dtype() == DType::f32 || t.dtype() == DType::f64, op, ": tensor '", o.name, "' is ",
+                    dtype_name(t.dtype()), ", expected f32 or f64");
+    } else {
+      TESSERA_CHECK(t.dtype() == first.tensor.dtype(), op, ": tensor '", o.name, "' is ", dtype_name(t.dtype()),
+                    " but '", first.name, "' is ", dtype_name(first.tensor.dtype()));
+    }
+  }
+}
+
 // Ops the CUDA backend does not implement yet stop with a clear error instead of reading device
 // memory on the host.
 inline void require_cpu(const Tensor& t, const char* op) {

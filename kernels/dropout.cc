@@ -11,6 +11,8 @@ void check_site(const DropoutSite& site, const char* op) {
 
 void dropout_forward(const DropoutSite& site, const Tensor& x, const Tensor& residual, Tensor& y) {
   check_site(site, "dropout_forward");
+  check_operands("dropout_forward", {{x, "x"}, {residual, "residual", Operand::optional}, {y, "y"}});
+  check_min_ndim(x, 1, "dropout_forward", "x");
   check_shape(y, x.shape(), "dropout_forward", "y");
   if (residual.defined()) check_shape(residual, x.shape(), "dropout_forward", "residual");
   require_cpu(x, "dropout_forward");
@@ -23,6 +25,8 @@ void dropout_forward(const DropoutSite& site, const Tensor& x, const Tensor& res
 
 void dropout_backward(const DropoutSite& site, const Tensor& dy, Tensor& dx) {
   check_site(site, "dropout_backward");
+  check_operands("dropout_backward", {{dy, "dy"}, {dx, "dx"}});
+  check_min_ndim(dy, 1, "dropout_backward", "dy");
   check_shape(dx, dy.shape(), "dropout_backward", "dx");
   require_cpu(dy, "dropout_backward");
   const int64_t cols = dy.dim(-1), rows = dy.numel() / cols;

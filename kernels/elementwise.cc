@@ -4,6 +4,7 @@
 namespace tessera::kernels {
 
 void add(const Tensor& a, const Tensor& b, Tensor& out) {
+  check_operands("add", {{a, "a"}, {b, "b"}, {out, "out"}});
   check_shape(b, a.shape(), "add", "b");
   check_shape(out, a.shape(), "add", "out");
   require_cpu(a, "add");
@@ -12,6 +13,7 @@ void add(const Tensor& a, const Tensor& b, Tensor& out) {
 }
 
 void axpy(double alpha, const Tensor& x, Tensor& y) {
+  check_operands("axpy", {{x, "x"}, {y, "y"}});
   check_shape(y, x.shape(), "axpy", "y");
   require_cpu(x, "axpy");
   TESSERA_DISPATCH_FLOAT(x.dtype(), "axpy",
@@ -19,11 +21,14 @@ void axpy(double alpha, const Tensor& x, Tensor& y) {
 }
 
 void scale(Tensor& x, double alpha) {
+  check_operands("scale", {{x, "x"}});
   require_cpu(x, "scale");
   TESSERA_DISPATCH_FLOAT(x.dtype(), "scale", cpu::scale(x.data<scalar_t>(), static_cast<scalar_t>(alpha), x.numel()));
 }
 
 void add_bias(Tensor& x, const Tensor& bias) {
+  check_operands("add_bias", {{x, "x"}, {bias, "bias"}});
+  check_min_ndim(x, 1, "add_bias", "x");
   check_shape(bias, {x.dim(-1)}, "add_bias", "bias");
   require_cpu(x, "add_bias");
   TESSERA_DISPATCH_FLOAT(x.dtype(), "add_bias",
@@ -31,6 +36,8 @@ void add_bias(Tensor& x, const Tensor& bias) {
 }
 
 void bias_backward(const Tensor& dy, Tensor& dbias) {
+  check_operands("bias_backward", {{dy, "dy"}, {dbias, "dbias"}});
+  check_min_ndim(dy, 1, "bias_backward", "dy");
   check_shape(dbias, {dy.dim(-1)}, "bias_backward", "dbias");
   require_cpu(dy, "bias_backward");
   TESSERA_DISPATCH_FLOAT(dy.dtype(), "bias_backward",
@@ -38,6 +45,7 @@ void bias_backward(const Tensor& dy, Tensor& dbias) {
 }
 
 double sum_squares(const Tensor& x) {
+  check_operands("sum_squares", {{x, "x"}});
   require_cpu(x, "sum_squares");
   double result = 0;
   TESSERA_DISPATCH_FLOAT(x.dtype(), "sum_squares", result = cpu::sum_squares(x.data<scalar_t>(), x.numel()));
@@ -45,9 +53,10 @@ double sum_squares(const Tensor& x) {
 }
 
 void bias_activation_forward(Activation act, Tensor& pre, const Tensor& bias, Tensor& y) {
+  check_operands("bias_activation_forward", {{pre, "pre"}, {bias, "bias"}, {y, "y"}});
+  check_min_ndim(pre, 1, "bias_activation_forward", "pre");
   check_shape(bias, {pre.dim(-1)}, "bias_activation_forward", "bias");
   check_shape(y, pre.shape(), "bias_activation_forward", "y");
-  check_same_device(pre, y, "bias_activation_forward");
 #if defined(TESSERA_WITH_CUDA)
   if (pre.device() == Device::cuda) return cuda::bias_activation_forward(act, pre, bias, y);
 #endif
@@ -57,9 +66,9 @@ void bias_activation_forward(Activation act, Tensor& pre, const Tensor& bias, Te
 }
 
 void activation_backward(Activation act, const Tensor& pre, const Tensor& dy, Tensor& dpre) {
+  check_operands("activation_backward", {{pre, "pre"}, {dy, "dy"}, {dpre, "dpre"}});
   check_shape(dy, pre.shape(), "activation_backward", "dy");
   check_shape(dpre, pre.shape(), "activation_backward", "dpre");
-  check_same_device(pre, dy, "activation_backward");
 #if defined(TESSERA_WITH_CUDA)
   if (pre.device() == Device::cuda) return cuda::activation_backward(act, pre, dy, dpre);
 #endif
@@ -69,6 +78,7 @@ void activation_backward(Activation act, const Tensor& pre, const Tensor& dy, Te
 }
 
 void split_heads(const Tensor& x, int64_t heads, Tensor& y) {
+  check_operands("split_heads", {{x, "x"}, {y, "y"}});
   check_ndim(x, 3, "split_heads", "x");
   TESSERA_CHECK(heads > 0 && x.dim(2) % heads == 0, "split_heads: width ", x.dim(2),
                 " does not divide into ", heads, " heads");
@@ -80,6 +90,7 @@ void split_heads(const Tensor& x, int64_t heads, Tensor& y) {
 }
 
 void merge_heads(const Tensor& y, Tensor& x) {
+  check_operands("merge_heads", {{y, "y"}, {x, "x"}});
   check_ndim(y, 4, "merge_heads", "y");
   const int64_t b = y.dim(0), h = y.dim(1), s = y.dim(2), dk = y.dim(3);
   check_shape(x, {b, s, h * dk}, "merge_heads", "x");

@@ -4,7 +4,7 @@
 namespace tessera::kernels {
 
 void embedding_forward(const Tensor& ids, const Tensor& table, int64_t vocab_start, double scale, Tensor& out) {
-  check_dtype(ids, DType::i32, "embedding_forward", "ids");
+  check_operands("embedding_forward", {{table, "table"}, {ids, "ids", Operand::index}, {out, "out"}});
   check_ndim(table, 2, "embedding_forward", "table");
   check_shape(out, {ids.numel(), table.dim(1)}, "embedding_forward", "out");
   require_cpu(table, "embedding_forward");
@@ -15,7 +15,7 @@ void embedding_forward(const Tensor& ids, const Tensor& table, int64_t vocab_sta
 }
 
 void embedding_backward(const Tensor& ids, const Tensor& dout, int64_t vocab_start, double scale, Tensor& dtable) {
-  check_dtype(ids, DType::i32, "embedding_backward", "ids");
+  check_operands("embedding_backward", {{dtable, "dtable"}, {ids, "ids", Operand::index}, {dout, "dout"}});
   check_ndim(dtable, 2, "embedding_backward", "dtable");
   check_shape(dout, {ids.numel(), dtable.dim(1)}, "embedding_backward", "dout");
   require_cpu(dtable, "embedding_backward");
@@ -26,6 +26,7 @@ void embedding_backward(const Tensor& ids, const Tensor& dout, int64_t vocab_sta
 }
 
 void add_positions(Tensor& x, int64_t seq_len, int64_t position_offset) {
+  check_operands("add_positions", {{x, "x"}});
   check_ndim(x, 2, "add_positions", "x");
   TESSERA_CHECK(seq_len > 0 && x.dim(0) % seq_len == 0, "add_positions: ", x.dim(0),
                 " rows are not whole sequences of length ", seq_len);

@@ -5,6 +5,9 @@ namespace tessera::kernels {
 
 void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps, Tensor& y,
                         Tensor& mean, Tensor& rstd) {
+  check_operands("layer_norm_forward", {{x, "x"}, {gamma, "gamma"}, {beta, "beta"}, {y, "y"}, {mean, "mean"},
+                                        {rstd, "rstd"}});
+  check_min_ndim(x, 1, "layer_norm_forward", "x");
   const int64_t cols = x.dim(-1), rows = x.numel() / cols;
   check_shape(gamma, {cols}, "layer_norm_forward", "gamma");
   check_shape(beta, {cols}, "layer_norm_forward", "beta");
@@ -20,12 +23,17 @@ void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta
 
 void layer_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
                          const Tensor& dy, Tensor& dx, Tensor& dgamma, Tensor& dbeta) {
+  check_operands("layer_norm_backward", {{x, "x"}, {gamma, "gamma"}, {mean, "mean"}, {rstd, "rstd"}, {dy, "dy"},
+                                         {dx, "dx"}, {dgamma, "dgamma"}, {dbeta, "dbeta"}});
+  check_min_ndim(x, 1, "layer_norm_backward", "x");
   const int64_t cols = x.dim(-1), rows = x.numel() / cols;
+  check_shape(gamma, {cols}, "layer_norm_backward", "gamma");
   check_shape(dy, x.shape(), "layer_norm_backward", "dy");
   check_shape(dx, x.shape(), "layer_norm_backward", "dx");
   check_shape(dgamma, {cols}, "layer_norm_backward", "dgamma");
   check_shape(dbeta, {cols}, "layer_norm_backward", "dbeta");
   check_shape(mean, {rows}, "layer_norm_backward", "mean");
+  check_shape(rstd, {rows}, "layer_norm_backward", "rstd");
   require_cpu(x, "layer_norm_backward");
   TESSERA_DISPATCH_FLOAT(x.dtype(), "layer_norm_backward",
                          cpu::layer_norm_backward(x.data<scalar_t>(), gamma.data<scalar_t>(), mean.data<scalar_t>(),

@@ -20,13 +20,10 @@ GemmDims gemm_dims(const char* op, const Shape& a, bool ta, const Shape& b, bool
 
 void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, double alpha,
             double beta) {
+  check_operands("matmul", {{a, "a"}, {b, "b"}, {c, "c"}});
   check_ndim(a, 2, "matmul", "a");
   check_ndim(b, 2, "matmul", "b");
   check_ndim(c, 2, "matmul", "c");
-  check_dtype(b, a.dtype(), "matmul", "b");
-  check_dtype(c, a.dtype(), "matmul", "c");
-  check_same_device(a, b, "matmul");
-  check_same_device(a, c, "matmul");
   const GemmDims d = gemm_dims("matmul", a.shape(), trans_a, b.shape(), trans_b, c.shape());
 #if defined(TESSERA_WITH_CUDA)
   if (a.device() == Device::cuda) return cuda::matmul(a, trans_a, b, trans_b, c, alpha, beta);
@@ -38,13 +35,10 @@ void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor
 
 void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
                     double alpha, double beta) {
+  check_operands("batched_matmul", {{a, "a"}, {b, "b"}, {c, "c"}});
   check_ndim(a, 3, "batched_matmul", "a");
   check_ndim(b, 3, "batched_matmul", "b");
   check_ndim(c, 3, "batched_matmul", "c");
-  check_dtype(b, a.dtype(), "batched_matmul", "b");
-  check_dtype(c, a.dtype(), "batched_matmul", "c");
-  check_same_device(a, b, "batched_matmul");
-  check_same_device(a, c, "batched_matmul");
   TESSERA_CHECK(a.dim(0) == b.dim(0) && a.dim(0) == c.dim(0), "batched_matmul: batch sizes differ (a ",
                 shape_string(a.shape()), ", b ", shape_string(b.shape()), ", c ", shape_string(c.shape()), ")");
   const GemmDims d = gemm_dims("batched_matmul", a.shape(), trans_a, b.shape(), trans_b, c.shape());

@@ -5,10 +5,11 @@ namespace tessera::kernels {
 
 void masked_softmax_forward(const Tensor& scores, const Tensor& key_lengths, bool causal, double scale,
                             Tensor& probs) {
+  check_operands("masked_softmax_forward",
+                 {{scores, "scores"}, {key_lengths, "key_lengths", Operand::index}, {probs, "probs"}});
   check_ndim(scores, 4, "masked_softmax_forward", "scores");
   check_shape(probs, scores.shape(), "masked_softmax_forward", "probs");
   check_shape(key_lengths, {scores.dim(0)}, "masked_softmax_forward", "key_lengths");
-  check_dtype(key_lengths, DType::i32, "masked_softmax_forward", "key_lengths");
   TESSERA_CHECK(!causal || scores.dim(3) >= scores.dim(2), "masked_softmax_forward: causal mask needs at least as many keys (",
                 scores.dim(3), ") as queries (", scores.dim(2), ")");
   require_cpu(scores, "masked_softmax_forward");
@@ -19,6 +20,8 @@ void masked_softmax_forward(const Tensor& scores, const Tensor& key_lengths, boo
 }
 
 void masked_softmax_backward(const Tensor& probs, const Tensor& dprobs, double scale, Tensor& dscores) {
+  check_operands("masked_softmax_backward", {{probs, "probs"}, {dprobs, "dprobs"}, {dscores, "dscores"}});
+  check_min_ndim(probs, 1, "masked_softmax_backward", "probs");
   check_shape(dprobs, probs.shape(), "masked_softmax_backward", "dprobs");
   check_shape(dscores, probs.shape(), "masked_softmax_backward", "dscores");
   require_cpu(probs, "masked_softmax_backward");
