@@ -25,7 +25,7 @@ lock)
   if "$train" "${common[@]}" --steps 5 --out-dir "$work/run" >"$work/second.log" 2>&1; then
     fail "a second run on the same --out-dir was allowed"
   fi
-  grep -q "in use by another run (host $(hostname) pid $first" "$work/second.log" || fail "the refusal does not name the first run"
+  grep -q "in use by another run (host $(uname -n) pid $first" "$work/second.log" || fail "the refusal does not name the first run"
   kill -9 $first; wait $first 2>/dev/null || true
   # The lock dies with its holder: a new run starts.
   "$train" "${common[@]}" --steps 5 --out-dir "$work/run" >"$work/third.log" 2>&1 || fail "the lock outlived a killed holder"
