@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/write_all.h"
 
 namespace tessera::checkpoint {
 
@@ -25,14 +26,8 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::write(const void* data, size_t bytes) {
-  const char* p = static_cast<const char*>(data);
-  while (bytes > 0) {
-    const ssize_t n = ::write(fd_, p, bytes);
-    if (n < 0 && errno == EINTR) continue;
-    TESSERA_CHECK(n > 0, "cannot write ", temp_, ": ", std::strerror(errno));
-    p += n;
-    bytes -= static_cast<size_t>(n);
-  }
+  const int err = write_all(fd_, data, bytes);
+  TESSERA_CHECK(err == 0, "cannot write ", temp_, ": ", std::strerror(err));
 }
 
 void AtomicFile::commit() {

@@ -4,10 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+
+#include "core/write_all.h"
 
 namespace tessera {
 namespace {
@@ -15,8 +16,6 @@ int g_rank = 0;
 LogLevel g_level = LogLevel::info;
 std::mutex g_mutex;
 const auto g_start = std::chrono::steady_clock::now();
-
-
 
 // mpirun's forwarder reads a rank's stderr pipe up to 4 KiB at a time and passes each read on
 // whole, so lines written back to back are cut at 4 KiB boundaries and the pieces interleave with
@@ -47,15 +46,7 @@ void write_stderr_line(const std::string& text) {
   std::lock_guard<std::mutex> lock(g_mutex);
   std::fflush(stderr);  // anything stdio still holds goes first
   wait_until_pipe_drained(STDERR_FILENO);
-  const char* p = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    const ssize_t n = ::write(STDERR_FILENO, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // stderr is gone; nothing better to do with a diagnostic
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
+  write_all(STDERR_FILENO, line.data(), line.size());  // if stderr is gone, a diagnostic has nowhere to go
 }
 
 void log_line(LogLevel level, const std::string& message) {

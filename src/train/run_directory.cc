@@ -13,23 +13,17 @@
 
 #include "checkpoint/atomic_file.h"
 #include "core/error.h"
+#include "core/write_all.h"
 
 namespace tessera::train {
 namespace fs = std::filesystem;
 
 namespace {
 
-// Writes all of `text` to fd, retrying short writes; throws naming `path`.
-void write_all(int fd, const std::string& text, const fs::path& path) {
-  const char* p = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    TESSERA_CHECK(n > 0, "cannot write ", path.string(), ": ", std::strerror(n < 0 ? errno : EIO));
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
+// Writes all of `text` to fd; throws naming `path`.
+void write_text(int fd, const std::string& text, const fs::path& path) {
+  const int err = write_all(fd, text.data(), text.size());
+  TESSERA_CHECK(err == 0, "cannot write ", path.string(), ": ", std::strerror(err));
 }
 
 std::string host_name() {
@@ -50,7 +44,7 @@ void prepare_writable_directory(const fs::path& dir, const std::string& option) 
   TESSERA_CHECK(fd >= 0, option, ": cannot write in '", dir.string(), "': ", std::strerror(errno));
   std::string error;
   try {
-    write_all(fd, "tessera write test\n", probe);
+    write_text(fd, "tessera write test\n", probe);
     if (::fsync(fd) != 0) error = std::strerror(errno);
   } catch (const Error& e) {
     error = e.what();
@@ -77,7 +71,7 @@ DirectoryLock::DirectoryLock(const fs::path& dir, const std::string& option) {
     TESSERA_FAIL(option, ": cannot lock ", path.string(), ": ", std::strerror(err));
   }
   const std::string owner = "host " + host_name() + " pid " + std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd_, 0) == 0) write_all(fd_, owner, path);
+  if (::ftruncate(fd_, 0) == 0) write_text(fd_, owner, path);
 }
 
 DirectoryLock::~DirectoryLock() {
@@ -131,6 +125,6 @@ CurveFile& CurveFile::operator=(CurveFile&& other) noexcept {
   return *this;
 }
 
-void CurveFile::append(const std::string& line) { write_all(fd_, line + "\n", path_); }
+void CurveFile::append(const std::string& line) { write_text(fd_, line + "\n", path_); }
 
 }  // namespace tessera::train
