@@ -2,11 +2,11 @@
 
 #include <omp.h>
 
-#include <cstdlib>
 #include <thread>
 
 #include "kernels/cpu/blas.h"
 #include "kernels/ops.h"
+#include "parallel/mpi_runtime.h"
 
 namespace tessera::kernels {
 namespace {
@@ -24,15 +24,7 @@ void set_num_threads(int threads) {
 int num_threads() { return g_threads; }
 
 int default_threads_per_rank() {
-  const unsigned cores = std::thread::hardware_concurrency();
-  int local_ranks = 1;
-  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "MPI_LOCALNRANKS"}) {
-    if (const char* v = std::getenv(var)) {
-      local_ranks = std::atoi(v);
-      break;
-    }
-  }
-  const int threads = static_cast<int>(cores) / (local_ranks > 0 ? local_ranks : 1);
+  const int threads = static_cast<int>(std::thread::hardware_concurrency()) / parallel::launcher_local_ranks();
   return threads > 0 ? threads : 1;
 }
 

@@ -1,5 +1,6 @@
 #include "parallel/mpi_runtime.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include <mpi.h>
@@ -67,6 +68,12 @@ int run_with_mpi(const char* app, int* argc, char*** argv, const std::function<i
   }
   finalize_mpi();
   return rc;
+}
+
+int launcher_local_ranks() {
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "MPI_LOCALNRANKS"})
+    if (const char* v = std::getenv(var)) return std::max(1, std::atoi(v));
+  return 1;
 }
 
 int launcher_world_rank() {

@@ -17,6 +17,10 @@ void finalize_mpi();
 // use before MPI is up (e.g. to let only rank 0 print option errors); 0 when not launched so.
 int launcher_world_rank();
 
+// The number of ranks on this node as the launcher announces it (OMPI_COMM_WORLD_LOCAL_SIZE,
+// SLURM_NTASKS_PER_NODE, MPI_LOCALNRANKS), at least 1; usable before MPI is up.
+int launcher_local_ranks();
+
 // main() of every MPI program: starts MPI, runs `body`, finalizes. An exception escaping `body`
 // on any rank is printed at once, one line naming `app` and the rank, before anything waits on
 // other ranks; then, when the job has more than one rank, MPI_Abort ends every rank now instead of

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "parallel/mpi_runtime.h"
 
 namespace tessera::train {
 namespace {
@@ -30,15 +31,6 @@ double read_limit(const char* path) {
   char* end = nullptr;
   const double v = std::strtod(text.c_str(), &end);
   return end != text.c_str() && v > 0 ? v : INFINITY;
-}
-
-int ranks_on_this_node() {
-  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"})
-    if (const char* v = std::getenv(var)) {
-      const int n = std::atoi(v);
-      if (n > 0) return n;
-    }
-  return 1;
 }
 
 }  // namespace
@@ -72,7 +64,7 @@ double rank_memory_budget() {
   double bytes = pages > 0 && page > 0 ? pages * page : INFINITY;
   bytes = std::min({bytes, read_limit("/sys/fs/cgroup/memory.max"),
                     read_limit("/sys/fs/cgroup/memory/memory.limit_in_bytes")});
-  return bytes / ranks_on_this_node();
+  return bytes / parallel::launcher_local_ranks();
 }
 
 std::string format_bytes(double bytes) {
