@@ -63,23 +63,22 @@ StepStats Trainer::train_step(const std::vector<model::TokenPair>& global_batch)
 
   stats.grad_norm = global_grad_norm(store_, grid_.tp());
   stats.loss = totals[0] / totals[1];
-  // The norm and the loss are reduced over the whole grid, so every rank sees the same values and
-  // stops together, before a poisoned update reaches the parameters or Adam's moments.
-  if (!std::isfinite(stats.grad_norm) || !std::isfinite(stats.loss))
-    TESSERA_FAIL("step ", stats.step, ": loss ", stats.loss, ", gradient norm ", stats.grad_norm, " (",
-                 first_non_finite_grad(), "); the update was not applied. Lower --lr-factor, set --clip-norm "
-                 "or resume from an earlier checkpoint");
   const double clip = options_.clip_norm > 0 && stats.grad_norm > options_.clip_norm
                           ? options_.clip_norm / stats.grad_norm
                           : 1.0;
-  // No element of the (clipped) gradient exceeds its norm, so below sqrt(max) of the store's type
-  // Adam's g^2 stays finite; above it the second moment would turn into inf.
+  // Stop before a poisoned update reaches the parameters or Adam's moments: on a non-finite loss
+  // or norm, or a norm whose square would overflow the store's type (no element of the clipped
+  // gradient exceeds the norm, so below sqrt(max) Adam's g^2 stays finite). The norm and the loss
+  // are reduced over the whole grid, so every rank stops together.
+  const bool finite = std::isfinite(stats.grad_norm) && std::isfinite(stats.loss);
   const double largest = store_.dtype() == DType::f32 ? std::numeric_limits<float>::max()
                                                       : std::numeric_limits<double>::max();
-  TESSERA_CHECK(stats.grad_norm * clip < std::sqrt(largest), "step ", stats.step, ": loss ", stats.loss,
-                ", gradient norm ", stats.grad_norm, " would overflow Adam's second moment in ",
-                dtype_name(store_.dtype()), "; the update was not applied. Lower --lr-factor, set --clip-norm "
-                "or resume from an earlier checkpoint");
+  if (!finite || stats.grad_norm * clip >= std::sqrt(largest))
+    TESSERA_FAIL("step ", stats.step, ": loss ", stats.loss, ", gradient norm ", stats.grad_norm, " (",
+                 finite ? "its square would overflow Adam's second moment in " + std::string(dtype_name(store_.dtype()))
+                        : first_non_finite_grad(),
+                 "); the update was not applied. Lower --lr-factor, set --clip-norm or resume from an earlier "
+                 "checkpoint");
   stats.lr = noam_learning_rate(stats.step, cfg.d_model, options_.warmup, options_.lr_factor);
   adam_->update(store_, stats.lr, clip);
 
