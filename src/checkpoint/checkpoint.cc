@@ -6,6 +6,8 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include "checkpoint/atomic_file.h"
 #include "checkpoint/manifest.h"
@@ -82,21 +84,11 @@ void agree(parallel::Communicator& world, const std::exception_ptr& error, const
   TESSERA_CHECK(failed == 0, what, " failed on another rank (its own error says why)");
 }
 
-// A diverged run must not leave a checkpoint that resumes into the same inf or NaN: every tensor
-// this rank would save (parameters and moments) is checked before anything is written.
-void check_finite(const fs::path& dir, const model::ParameterStore& store, const train::Adam* adam) {
-  for (size_t id = 0; id < store.size(); ++id) {
-    const model::ParamInfo& p = store.info(static_cast<int>(id));
-    for (const Key& k : keys_of(p.name, adam != nullptr))
-      TESSERA_CHECK(std::isfinite(kernels::sum_squares(local_tensor(store, adam, static_cast<int>(id), k.which))),
-                    "refusing to save checkpoint ", dir.string(), ": tensor ", k.name,
-                    " holds inf or NaN (the run diverged)");
-  }
-}
-
-void write_shard(const fs::path& dir, const model::ParameterStore& store, const train::Adam* adam,
-                 const parallel::ProcessGrid& grid, int64_t step) {
-  SafetensorsWriter writer;
+// The tensors of this rank's shard, by key: its slice of every parameter (and moment), without
+// rows of vocabulary padding; replicated parameters only on tensor-parallel rank 0.
+std::vector<std::pair<std::string, Tensor>> shard_tensors(const model::ParameterStore& store, const train::Adam* adam,
+                                                          const parallel::ProcessGrid& grid) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
   for (size_t id = 0; id < store.size(); ++id) {
     const model::ParamInfo& p = store.info(static_cast<int>(id));
     if (p.partition.is_replicated() && grid.tp_rank() != 0) continue;  // tp rank 0 saves replicated ones
@@ -105,9 +97,24 @@ void write_shard(const fs::path& dir, const model::ParameterStore& store, const 
     for (const Key& k : keys_of(p.name, adam != nullptr)) {
       Tensor t = local_tensor(store, adam, static_cast<int>(id), k.which);
       if (!p.local_shape.empty() && real->extent[0] < p.local_shape[0]) t = t.rows(0, real->extent[0]);
-      writer.add(k.name, t.device() == Device::cpu ? t : t.to(Device::cpu));
+      tensors.emplace_back(k.name, t);
     }
   }
+  return tensors;
+}
+
+// A diverged run must not leave a checkpoint that resumes into the same inf or NaN: every tensor
+// of the shard is checked before anything is written.
+void check_finite(const fs::path& dir, const std::vector<std::pair<std::string, Tensor>>& tensors) {
+  for (const auto& [name, t] : tensors)
+    TESSERA_CHECK(std::isfinite(kernels::sum_squares(t)), "refusing to save checkpoint ", dir.string(), ": tensor ",
+                  name, " holds inf or NaN (the run diverged)");
+}
+
+void write_shard(const fs::path& dir, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                 const parallel::ProcessGrid& grid, int64_t step) {
+  SafetensorsWriter writer;
+  for (const auto& [name, t] : tensors) writer.add(name, t.device() == Device::cpu ? t : t.to(Device::cpu));
   writer.set_metadata("tessera.step", std::to_string(step));
   writer.set_metadata("tessera.shard", std::to_string(grid.tp_rank()) + " of " + std::to_string(grid.tp_size()));
   writer.write(dir / shard_name(grid.tp_rank(), grid.tp_size()));
@@ -216,7 +223,14 @@ fs::path save_checkpoint(const fs::path& root, const model::ParameterStore& stor
                          const parallel::ProcessGrid& grid, const CheckpointExtras& extras) {
   const fs::path dir = step_directory(root, extras.step);
   parallel::Communicator& world = grid.world();
-  std::exception_ptr error = attempt([&] { check_finite(dir, store, adam); });
+  // 0. The first replica writes one shard per tensor-parallel rank (the others hold copies); its
+  //    tensors are checked before the directory is touched.
+  std::vector<std::pair<std::string, Tensor>> shard;
+  std::exception_ptr error;
+  if (grid.dp_rank() == 0) error = attempt([&] {
+    shard = shard_tensors(store, adam, grid);
+    check_finite(dir, shard);
+  });
   agree(world, error, "checking the tensors of checkpoint " + dir.string());
 
   // 1. An empty directory: a stale manifest from an earlier save of this step must not describe
@@ -228,8 +242,8 @@ fs::path save_checkpoint(const fs::path& root, const model::ParameterStore& stor
   });
   agree(world, error, "preparing checkpoint " + dir.string());
 
-  // 2. The first replica writes one shard per tensor-parallel rank (the others hold copies).
-  if (grid.dp_rank() == 0) error = attempt([&] { write_shard(dir, store, adam, grid, extras.step); });
+  // 2. The shards.
+  if (grid.dp_rank() == 0) error = attempt([&] { write_shard(dir, shard, grid, extras.step); });
   agree(world, error, "writing a shard of checkpoint " + dir.string());
 
   // 3. Every shard is durable: the manifest makes the checkpoint exist, then `latest` points at it.
