@@ -208,12 +208,13 @@ namespace {
 constexpr int kArrivalTag = 7;
 }
 
+uint64_t MpiCommunicator::running_collective() {
+  std::lock_guard lock(mu_);
+  return running_;
+}
+
 void MpiCommunicator::announce_arrival() {
-  uint64_t number = 0;
-  {
-    std::lock_guard lock(mu_);
-    number = running_;
-  }
+  const uint64_t number = running_collective();
   // Sent eagerly (8 bytes) and never waited on: a peer that is gone must not hold this rank up.
   for (int peer = 0; peer < size_; ++peer) {
     if (peer == rank_) continue;
@@ -225,11 +226,7 @@ void MpiCommunicator::announce_arrival() {
 }
 
 std::string MpiCommunicator::who_is_missing() {
-  uint64_t number = 0;
-  {
-    std::lock_guard lock(mu_);
-    number = running_;
-  }
+  const uint64_t number = running_collective();
   // Peers that waited as long as this rank announced themselves a three-quarter deadline ago;
   // a short grace lets a peer that arrived just before this rank's deadline be heard too.
   std::vector<uint64_t> reached(static_cast<size_t>(size_), 0);

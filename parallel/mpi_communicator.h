@@ -68,6 +68,7 @@ class MpiCommunicator final : public Communicator {
   void progress_loop();
   // Blocks until op is done; past the deadline prints the diagnostic and aborts the job.
   void wait_for(const Op& op);
+  uint64_t running_collective();  // running_, read under mu_
   // Tells every peer, on arrivals_, which collective this rank is in (a long wait has begun).
   void announce_arrival();
   // Which peers did not reach the collective this rank is stuck in, from their announcements.

@@ -26,13 +26,13 @@
 #include <tuple>
 #include <vector>
 
-#include "core/option_values.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "core/option_values.h"
 #include "data/synthetic_task.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
 #include "parallel/gradient_buckets.h"
-#include "core/log.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 #include "train/optimizer.h"

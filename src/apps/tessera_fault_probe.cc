@@ -12,9 +12,9 @@
 #include <thread>
 #include <vector>
 
-#include "core/option_values.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/option_values.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 

@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "core/option_values.h"
 #include "core/error.h"
+#include "core/option_values.h"
 #include "data/corpus_split.h"
 #include "data/ding_dictionary.h"
 #include "data/indexed_dataset.h"

@@ -10,8 +10,8 @@
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/manifest.h"
-#include "core/option_values.h"
 #include "core/log.h"
+#include "core/option_values.h"
 #include "data/sentencepiece_model.h"
 #include "eval/bleu.h"
 #include "eval/translate.h"
