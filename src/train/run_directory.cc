@@ -9,7 +9,6 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <utility>
 
 #include "checkpoint/atomic_file.h"
 #include "core/error.h"
@@ -56,36 +55,21 @@ void prepare_writable_directory(const fs::path& dir, const std::string& option) 
 
 DirectoryLock::DirectoryLock(const fs::path& dir, const std::string& option) {
   const fs::path path = dir / ".tessera.lock";
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  TESSERA_CHECK(fd_ >= 0, option, ": cannot open lock file ", path.string(), ": ", std::strerror(errno));
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+  fd_ = OwnedFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  TESSERA_CHECK(fd_.valid(), option, ": cannot open lock file ", path.string(), ": ", std::strerror(errno));
+  if (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     std::ifstream in(path);
     std::string holder;
     std::getline(in, holder);
-    ::close(fd_);
-    fd_ = -1;
+    fd_.reset();
     TESSERA_CHECK(err != EWOULDBLOCK, option, ": '", dir.string(), "' is in use by another run (",
                   holder.empty() ? std::string("holder unknown") : holder,
                   " holds ", path.string(), "); wait for it, stop it, or choose another ", option);
     TESSERA_FAIL(option, ": cannot lock ", path.string(), ": ", std::strerror(err));
   }
   const std::string owner = "host " + host_name() + " pid " + std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd_, 0) == 0) write_text(fd_, owner, path);
-}
-
-DirectoryLock::~DirectoryLock() {
-  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
-}
-
-DirectoryLock::DirectoryLock(DirectoryLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-
-DirectoryLock& DirectoryLock::operator=(DirectoryLock&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-  }
-  return *this;
+  if (::ftruncate(fd_.get(), 0) == 0) write_text(fd_.get(), owner, path);
 }
 
 CurveFile::CurveFile(const fs::path& path, const std::string& header, int64_t resume_step) : path_(path) {
@@ -105,26 +89,10 @@ CurveFile::CurveFile(const fs::path& path, const std::string& header, int64_t re
     }
   }
   checkpoint::write_file_atomically(path, kept);
-  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  TESSERA_CHECK(fd_ >= 0, "cannot open ", path.string(), ": ", std::strerror(errno));
+  fd_ = OwnedFd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
+  TESSERA_CHECK(fd_.valid(), "cannot open ", path.string(), ": ", std::strerror(errno));
 }
 
-CurveFile::~CurveFile() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-CurveFile::CurveFile(CurveFile&& other) noexcept
-    : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
-
-CurveFile& CurveFile::operator=(CurveFile&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    path_ = std::move(other.path_);
-    fd_ = std::exchange(other.fd_, -1);
-  }
-  return *this;
-}
-
-void CurveFile::append(const std::string& line) { write_text(fd_, line + "\n", path_); }
+void CurveFile::append(const std::string& line) { write_text(fd_.get(), line + "\n", path_); }
 
 }  // namespace tessera::train

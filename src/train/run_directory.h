@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <string>
 
+#include "core/owned_fd.h"
+
 namespace tessera::train {
 
 // Creates `dir` and writes, syncs and removes a probe file in it, so a read-only, full or
@@ -22,14 +24,9 @@ class DirectoryLock {
  public:
   DirectoryLock() = default;
   DirectoryLock(const std::filesystem::path& dir, const std::string& option);
-  ~DirectoryLock();
-  DirectoryLock(DirectoryLock&& other) noexcept;
-  DirectoryLock& operator=(DirectoryLock&& other) noexcept;
-  DirectoryLock(const DirectoryLock&) = delete;
-  DirectoryLock& operator=(const DirectoryLock&) = delete;
 
  private:
-  int fd_ = -1;
+  OwnedFd fd_;  // closing the lock file releases the flock
 };
 
 // A tab-separated learning curve (train.tsv, valid.tsv) whose first column is the step.
@@ -41,19 +38,14 @@ class CurveFile {
   // its checkpoint are being redone), then appends. The kept part is written to a temporary file
   // and renamed into place, so a crash here loses nothing.
   CurveFile(const std::filesystem::path& path, const std::string& header, int64_t resume_step);
-  ~CurveFile();
-  CurveFile(CurveFile&& other) noexcept;
-  CurveFile& operator=(CurveFile&& other) noexcept;
-  CurveFile(const CurveFile&) = delete;
-  CurveFile& operator=(const CurveFile&) = delete;
 
-  bool is_open() const { return fd_ >= 0; }
+  bool is_open() const { return fd_.valid(); }
   // Appends `line` and a newline in one write(2); throws naming the file when it fails.
   void append(const std::string& line);
 
  private:
   std::filesystem::path path_;
-  int fd_ = -1;
+  OwnedFd fd_;
 };
 
 }  // namespace tessera::train
