@@ -10,7 +10,9 @@ void adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, double l
   check_shape(m, param.shape(), "adam_step", "m");
   check_shape(v, param.shape(), "adam_step", "v");
   TESSERA_CHECK(step >= 1, "adam_step: step ", step, " must start at 1 (bias correction divides by 1 - beta^step)");
-  require_cpu(param, "adam_step");
+#if defined(TESSERA_WITH_CUDA)
+  if (param.device().is_cuda()) return cuda::adam_step(param, grad, m, v, lr, beta1, beta2, eps, step, grad_scale);
+#endif
   TESSERA_DISPATCH_FLOAT(param.dtype(), "adam_step",
                          cpu::adam_step(param.data<scalar_t>(), grad.data<scalar_t>(), m.data<scalar_t>(),
                                         v.data<scalar_t>(), param.numel(), lr, beta1, beta2, eps, step, grad_scale));

@@ -7,7 +7,6 @@ void check_logits(const Tensor& logits, int64_t real_cols, const char* op) {
   check_ndim(logits, 2, op, "logits");
   TESSERA_CHECK(real_cols >= 0 && real_cols <= logits.dim(1), op, ": ", real_cols,
                 " real vocabulary columns in logits of shape ", shape_string(logits.shape()));
-  require_cpu(logits, op);
 }
 }  // namespace
 
@@ -15,6 +14,9 @@ void cross_entropy_row_max(const Tensor& logits, int64_t real_cols, Tensor& row_
   check_operands("cross_entropy_row_max", {{logits, "logits"}, {row_max, "row_max"}});
   check_logits(logits, real_cols, "cross_entropy_row_max");
   check_shape(row_max, {logits.dim(0)}, "cross_entropy_row_max", "row_max");
+#if defined(TESSERA_WITH_CUDA)
+  if (logits.device().is_cuda()) return cuda::cross_entropy_row_max(logits, real_cols, row_max);
+#endif
   TESSERA_DISPATCH_FLOAT(logits.dtype(), "cross_entropy_row_max",
                          cpu::cross_entropy_row_max(logits.data<scalar_t>(), logits.dim(0), logits.dim(1),
                                                     real_cols, row_max.data<scalar_t>()));
@@ -29,6 +31,10 @@ void cross_entropy_row_sums(const Tensor& logits, int64_t real_cols, const Tenso
   check_shape(targets, {n}, "cross_entropy_row_sums", "targets");
   check_shape(row_max, {n}, "cross_entropy_row_sums", "row_max");
   check_shape(sums, {n, 3}, "cross_entropy_row_sums", "sums");
+#if defined(TESSERA_WITH_CUDA)
+  if (logits.device().is_cuda())
+    return cuda::cross_entropy_row_sums(logits, real_cols, targets, vocab_start, row_max, sums);
+#endif
   TESSERA_DISPATCH_FLOAT(logits.dtype(), "cross_entropy_row_sums",
                          cpu::cross_entropy_row_sums(logits.data<scalar_t>(), n, logits.dim(1), real_cols,
                                                      targets.data<int32_t>(), vocab_start,
@@ -51,6 +57,11 @@ void cross_entropy_loss_backward(const Tensor& logits, int64_t real_cols, const 
   check_shape(dlogits, logits.shape(), "cross_entropy_loss_backward", "dlogits");
   TESSERA_CHECK(smoothing >= 0 && smoothing < 1, "cross_entropy_loss_backward: label smoothing ", smoothing,
                 " outside [0, 1)");
+#if defined(TESSERA_WITH_CUDA)
+  if (logits.device().is_cuda())
+    return cuda::cross_entropy_loss_backward(logits, real_cols, targets, vocab_start, row_max, sums, smoothing,
+                                             vocab_size, pad_id, grad_scale, row_loss, dlogits);
+#endif
   TESSERA_DISPATCH_FLOAT(logits.dtype(), "cross_entropy_loss_backward",
                          cpu::cross_entropy_loss_backward(logits.data<scalar_t>(), n, logits.dim(1), real_cols,
                                                           targets.data<int32_t>(), vocab_start,
@@ -65,6 +76,9 @@ void row_argmax(const Tensor& logits, int64_t real_cols, int64_t vocab_start, Te
   check_logits(logits, real_cols, "row_argmax");
   check_shape(max_value, {logits.dim(0)}, "row_argmax", "max_value");
   check_shape(max_index, {logits.dim(0)}, "row_argmax", "max_index");
+#if defined(TESSERA_WITH_CUDA)
+  if (logits.device().is_cuda()) return cuda::row_argmax(logits, real_cols, vocab_start, max_value, max_index);
+#endif
   TESSERA_DISPATCH_FLOAT(logits.dtype(), "row_argmax",
                          cpu::row_argmax(logits.data<scalar_t>(), logits.dim(0), logits.dim(1), real_cols,
                                          vocab_start, max_value.data<scalar_t>(), max_index.data<int32_t>()));

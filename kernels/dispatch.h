@@ -1,5 +1,5 @@
 // Helpers shared by the op dispatchers in kernels/*.cc: argument checks that name the tensor at
-// fault, and the switch from a runtime dtype to a CPU template instantiation.
+// fault, and the switch from a runtime dtype to a template instantiation (CPU and CUDA).
 #pragma once
 
 #include <initializer_list>
@@ -57,12 +57,6 @@ inline void check_operands(const char* op, std::initializer_list<Operand> operan
                     " but '", first.name, "' is ", dtype_name(first.tensor.dtype()));
     }
   }
-}
-
-// Ops the CUDA backend does not implement yet stop with a clear error instead of reading device
-// memory on the host.
-inline void require_cpu(const Tensor& t, const char* op) {
-  TESSERA_CHECK(t.device() == Device::cpu, op, " has no CUDA implementation; run it on the CPU backend");
 }
 
 }  // namespace tessera::kernels

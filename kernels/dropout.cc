@@ -15,7 +15,9 @@ void dropout_forward(const DropoutSite& site, const Tensor& x, const Tensor& res
   check_min_ndim(x, 1, "dropout_forward", "x");
   check_shape(y, x.shape(), "dropout_forward", "y");
   if (residual.defined()) check_shape(residual, x.shape(), "dropout_forward", "residual");
-  require_cpu(x, "dropout_forward");
+#if defined(TESSERA_WITH_CUDA)
+  if (x.device().is_cuda()) return cuda::dropout_forward(site, x, residual, y);
+#endif
   const int64_t cols = x.dim(-1), rows = x.numel() / cols;
   TESSERA_DISPATCH_FLOAT(x.dtype(), "dropout_forward",
                          cpu::dropout_forward(site, x.data<scalar_t>(),
@@ -28,7 +30,9 @@ void dropout_backward(const DropoutSite& site, const Tensor& dy, Tensor& dx) {
   check_operands("dropout_backward", {{dy, "dy"}, {dx, "dx"}});
   check_min_ndim(dy, 1, "dropout_backward", "dy");
   check_shape(dx, dy.shape(), "dropout_backward", "dx");
-  require_cpu(dy, "dropout_backward");
+#if defined(TESSERA_WITH_CUDA)
+  if (dy.device().is_cuda()) return cuda::dropout_backward(site, dy, dx);
+#endif
   const int64_t cols = dy.dim(-1), rows = dy.numel() / cols;
   TESSERA_DISPATCH_FLOAT(dy.dtype(), "dropout_backward",
                          cpu::dropout_backward(site, dy.data<scalar_t>(), dx.data<scalar_t>(), rows, cols));

@@ -7,7 +7,9 @@ void add(const Tensor& a, const Tensor& b, Tensor& out) {
   check_operands("add", {{a, "a"}, {b, "b"}, {out, "out"}});
   check_shape(b, a.shape(), "add", "b");
   check_shape(out, a.shape(), "add", "out");
-  require_cpu(a, "add");
+#if defined(TESSERA_WITH_CUDA)
+  if (a.device().is_cuda()) return cuda::add(a, b, out);
+#endif
   TESSERA_DISPATCH_FLOAT(a.dtype(), "add",
                          cpu::add(a.data<scalar_t>(), b.data<scalar_t>(), out.data<scalar_t>(), a.numel()));
 }
@@ -15,14 +17,18 @@ void add(const Tensor& a, const Tensor& b, Tensor& out) {
 void axpy(double alpha, const Tensor& x, Tensor& y) {
   check_operands("axpy", {{x, "x"}, {y, "y"}});
   check_shape(y, x.shape(), "axpy", "y");
-  require_cpu(x, "axpy");
+#if defined(TESSERA_WITH_CUDA)
+  if (x.device().is_cuda()) return cuda::axpy(alpha, x, y);
+#endif
   TESSERA_DISPATCH_FLOAT(x.dtype(), "axpy",
                          cpu::axpy(static_cast<scalar_t>(alpha), x.data<scalar_t>(), y.data<scalar_t>(), x.numel()));
 }
 
 void scale(Tensor& x, double alpha) {
   check_operands("scale", {{x, "x"}});
-  require_cpu(x, "scale");
+#if defined(TESSERA_WITH_CUDA)
+  if (x.device().is_cuda()) return cuda::scale(x, alpha);
+#endif
   TESSERA_DISPATCH_FLOAT(x.dtype(), "scale", cpu::scale(x.data<scalar_t>(), static_cast<scalar_t>(alpha), x.numel()));
 }
 
@@ -30,7 +36,9 @@ void add_bias(Tensor& x, const Tensor& bias) {
   check_operands("add_bias", {{x, "x"}, {bias, "bias"}});
   check_min_ndim(x, 1, "add_bias", "x");
   check_shape(bias, {x.dim(-1)}, "add_bias", "bias");
-  require_cpu(x, "add_bias");
+#if defined(TESSERA_WITH_CUDA)
+  if (x.device().is_cuda()) return cuda::add_bias(x, bias);
+#endif
   TESSERA_DISPATCH_FLOAT(x.dtype(), "add_bias",
                          cpu::add_bias(x.data<scalar_t>(), bias.data<scalar_t>(), x.numel() / x.dim(-1), x.dim(-1)));
 }
@@ -39,17 +47,11 @@ void bias_backward(const Tensor& dy, Tensor& dbias) {
   check_operands("bias_backward", {{dy, "dy"}, {dbias, "dbias"}});
   check_min_ndim(dy, 1, "bias_backward", "dy");
   check_shape(dbias, {dy.dim(-1)}, "bias_backward", "dbias");
-  require_cpu(dy, "bias_backward");
+#if defined(TESSERA_WITH_CUDA)
+  if (dy.device().is_cuda()) return cuda::bias_backward(dy, dbias);
+#endif
   TESSERA_DISPATCH_FLOAT(dy.dtype(), "bias_backward",
                          cpu::bias_backward(dy.data<scalar_t>(), dbias.data<scalar_t>(), dy.numel() / dy.dim(-1), dy.dim(-1)));
-}
-
-double sum_squares(const Tensor& x) {
-  check_operands("sum_squares", {{x, "x"}});
-  require_cpu(x, "sum_squares");
-  double result = 0;
-  TESSERA_DISPATCH_FLOAT(x.dtype(), "sum_squares", result = cpu::sum_squares(x.data<scalar_t>(), x.numel()));
-  return result;
 }
 
 void bias_activation_forward(Activation act, Tensor& pre, const Tensor& bias, Tensor& y) {
@@ -58,7 +60,7 @@ void bias_activation_forward(Activation act, Tensor& pre, const Tensor& bias, Te
   check_shape(bias, {pre.dim(-1)}, "bias_activation_forward", "bias");
   check_shape(y, pre.shape(), "bias_activation_forward", "y");
 #if defined(TESSERA_WITH_CUDA)
-  if (pre.device() == Device::cuda) return cuda::bias_activation_forward(act, pre, bias, y);
+  if (pre.device().is_cuda()) return cuda::bias_activation_forward(act, pre, bias, y);
 #endif
   TESSERA_DISPATCH_FLOAT(pre.dtype(), "bias_activation_forward",
                          cpu::bias_activation_forward(act, pre.data<scalar_t>(), bias.data<scalar_t>(),
@@ -70,7 +72,7 @@ void activation_backward(Activation act, const Tensor& pre, const Tensor& dy, Te
   check_shape(dy, pre.shape(), "activation_backward", "dy");
   check_shape(dpre, pre.shape(), "activation_backward", "dpre");
 #if defined(TESSERA_WITH_CUDA)
-  if (pre.device() == Device::cuda) return cuda::activation_backward(act, pre, dy, dpre);
+  if (pre.device().is_cuda()) return cuda::activation_backward(act, pre, dy, dpre);
 #endif
   TESSERA_DISPATCH_FLOAT(pre.dtype(), "activation_backward",
                          cpu::activation_backward(act, pre.data<scalar_t>(), dy.data<scalar_t>(),
@@ -84,7 +86,9 @@ void split_heads(const Tensor& x, int64_t heads, Tensor& y) {
                 " does not divide into ", heads, " heads");
   const int64_t b = x.dim(0), s = x.dim(1), dk = x.dim(2) / heads;
   check_shape(y, {b, heads, s, dk}, "split_heads", "y");
-  require_cpu(x, "split_heads");
+#if defined(TESSERA_WITH_CUDA)
+  if (x.device().is_cuda()) return cuda::split_heads(x, heads, y);
+#endif
   TESSERA_DISPATCH_FLOAT(x.dtype(), "split_heads",
                          cpu::split_heads(x.data<scalar_t>(), y.data<scalar_t>(), b, s, heads, dk));
 }
@@ -94,7 +98,9 @@ void merge_heads(const Tensor& y, Tensor& x) {
   check_ndim(y, 4, "merge_heads", "y");
   const int64_t b = y.dim(0), h = y.dim(1), s = y.dim(2), dk = y.dim(3);
   check_shape(x, {b, s, h * dk}, "merge_heads", "x");
-  require_cpu(y, "merge_heads");
+#if defined(TESSERA_WITH_CUDA)
+  if (y.device().is_cuda()) return cuda::merge_heads(y, x);
+#endif
   TESSERA_DISPATCH_FLOAT(y.dtype(), "merge_heads",
                          cpu::merge_heads(y.data<scalar_t>(), x.data<scalar_t>(), b, s, h, dk));
 }

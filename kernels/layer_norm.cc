@@ -14,7 +14,9 @@ void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta
   check_shape(y, x.shape(), "layer_norm_forward", "y");
   check_shape(mean, {rows}, "layer_norm_forward", "mean");
   check_shape(rstd, {rows}, "layer_norm_forward", "rstd");
-  require_cpu(x, "layer_norm_forward");
+#if defined(TESSERA_WITH_CUDA)
+  if (x.device().is_cuda()) return cuda::layer_norm_forward(x, gamma, beta, eps, y, mean, rstd);
+#endif
   TESSERA_DISPATCH_FLOAT(x.dtype(), "layer_norm_forward",
                          cpu::layer_norm_forward(x.data<scalar_t>(), gamma.data<scalar_t>(), beta.data<scalar_t>(),
                                                  static_cast<scalar_t>(eps), y.data<scalar_t>(),
@@ -34,7 +36,9 @@ void layer_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mea
   check_shape(dbeta, {cols}, "layer_norm_backward", "dbeta");
   check_shape(mean, {rows}, "layer_norm_backward", "mean");
   check_shape(rstd, {rows}, "layer_norm_backward", "rstd");
-  require_cpu(x, "layer_norm_backward");
+#if defined(TESSERA_WITH_CUDA)
+  if (x.device().is_cuda()) return cuda::layer_norm_backward(x, gamma, mean, rstd, dy, dx, dgamma, dbeta);
+#endif
   TESSERA_DISPATCH_FLOAT(x.dtype(), "layer_norm_backward",
                          cpu::layer_norm_backward(x.data<scalar_t>(), gamma.data<scalar_t>(), mean.data<scalar_t>(),
                                                   rstd.data<scalar_t>(), dy.data<scalar_t>(), dx.data<scalar_t>(),

@@ -26,7 +26,7 @@ void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor
   check_ndim(c, 2, "matmul", "c");
   const GemmDims d = gemm_dims("matmul", a.shape(), trans_a, b.shape(), trans_b, c.shape());
 #if defined(TESSERA_WITH_CUDA)
-  if (a.device() == Device::cuda) return cuda::matmul(a, trans_a, b, trans_b, c, alpha, beta);
+  if (a.device().is_cuda()) return cuda::matmul(a, trans_a, b, trans_b, c, alpha, beta);
 #endif
   TESSERA_DISPATCH_FLOAT(a.dtype(), "matmul",
                          cpu::gemm<scalar_t>(trans_a, trans_b, d.m, d.n, d.k, alpha, a.data<scalar_t>(),
@@ -43,7 +43,7 @@ void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b
                 shape_string(a.shape()), ", b ", shape_string(b.shape()), ", c ", shape_string(c.shape()), ")");
   const GemmDims d = gemm_dims("batched_matmul", a.shape(), trans_a, b.shape(), trans_b, c.shape());
 #if defined(TESSERA_WITH_CUDA)
-  if (a.device() == Device::cuda) return cuda::batched_matmul(a, trans_a, b, trans_b, c, alpha, beta);
+  if (a.device().is_cuda()) return cuda::batched_matmul(a, trans_a, b, trans_b, c, alpha, beta);
 #endif
   TESSERA_DISPATCH_FLOAT(a.dtype(), "batched_matmul",
                          cpu::batched_gemm<scalar_t>(trans_a, trans_b, a.dim(0), d.m, d.n, d.k, alpha,

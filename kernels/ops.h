@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 #include "kernels/math.h"
@@ -30,6 +31,11 @@ void scale(Tensor& x, double alpha);                              // x *= alpha
 void add_bias(Tensor& x, const Tensor& bias);                     // x[r, :] += bias
 void bias_backward(const Tensor& dy, Tensor& dbias);              // dbias += sum_r dy[r, :]
 double sum_squares(const Tensor& x);                              // sum of x^2, in double
+// Sum of x^2 over each segment [bounds[2i], bounds[2i+1]) of the flat tensor x, in double: the
+// per-parameter squares of a gradient buffer in one pass (one kernel on CUDA), read back at once.
+std::vector<double> sum_squares_segments(const Tensor& x, const std::vector<int64_t>& bounds);
+// dst = src converted between f32, f64 and bf16 (same shape and device; bf16 rounds to nearest even).
+void convert(const Tensor& src, Tensor& dst);
 
 enum class Activation { relu, gelu };
 // pre = pre + bias (in place, kept for backward); y = act(pre). One pass over memory.
@@ -95,6 +101,19 @@ void cross_entropy_loss_backward(const Tensor& logits, int64_t real_cols, const 
 // Largest real logit of each row and its global token id (for greedy decoding and accuracy).
 void row_argmax(const Tensor& logits, int64_t real_cols, int64_t vocab_start, Tensor& max_value,
                 Tensor& max_index);
+
+// Over the rows whose target is not pad_id: the sum of row_loss (in double), how many there are,
+// and how many have predicted == target. Read back to the host (these are the logged scalars).
+struct TokenStats {
+  double loss_sum = 0;
+  int64_t tokens = 0;
+  int64_t correct = 0;
+};
+TokenStats token_stats(const Tensor& row_loss, const Tensor& predicted, const Tensor& targets, int32_t pad_id);
+// The k largest real logits of each row, best first (the lower token id first on ties), as values
+// [N, k] and global token ids [N, k] (i32). Slots past the row's real columns hold -inf and id -1.
+void row_topk(const Tensor& logits, int64_t real_cols, int64_t vocab_start, int64_t k, Tensor& values,
+              Tensor& ids);
 
 // ---- optimizer -------------------------------------------------------------------------------
 // Adam (Kingma & Ba) with bias correction, on g = grad_scale * grad:

@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include "core/error.h"
+#include "parallel/host_staged_communicator.h"
 #include "parallel/mpi_communicator.h"
 #include "parallel/self_communicator.h"
 
@@ -21,7 +22,7 @@ std::unique_ptr<Communicator> split_world(int color, int key, const char* name, 
 
 }  // namespace
 
-ProcessGrid::ProcessGrid(int tp, int dp, double collective_timeout_s) {
+ProcessGrid::ProcessGrid(int tp, int dp, double collective_timeout_s, Device device) {
   int initialized = 0;
   MPI_Initialized(&initialized);
   TESSERA_CHECK(initialized, "ProcessGrid(", tp, ", ", dp,
@@ -40,6 +41,9 @@ ProcessGrid::ProcessGrid(int tp, int dp, double collective_timeout_s) {
   world_ = std::make_unique<MpiCommunicator>(MPI_COMM_WORLD, "world", collective_timeout_s);
   tp_ = split_world(/*color=*/dp_rank_, /*key=*/tp_rank_, "tp", collective_timeout_s);
   dp_ = split_world(/*color=*/tp_rank_, /*key=*/dp_rank_, "dp", collective_timeout_s);
+  if (device.is_cuda())
+    for (std::unique_ptr<Communicator>* c : {&world_, &tp_, &dp_})
+      *c = std::make_unique<HostStagedCommunicator>(std::move(*c), device);
 }
 
 ProcessGrid ProcessGrid::single() {

@@ -15,8 +15,9 @@ class ProcessGrid {
  public:
   // Splits MPI_COMM_WORLD (MPI must be up, see init_mpi) into tp and dp groups whose collectives
   // have a deadline of collective_timeout_s seconds. Throws tessera::Error naming
-  // --tensor-parallel and --data-parallel unless tp * dp equals the world size.
-  ProcessGrid(int tp, int dp, double collective_timeout_s);
+  // --tensor-parallel and --data-parallel unless tp * dp equals the world size. With a cuda
+  // `device`, collectives accept this rank's GPU buffers (staged through host memory).
+  ProcessGrid(int tp, int dp, double collective_timeout_s, Device device = Device::cpu);
   // A single process without MPI: every group is a SelfCommunicator.
   static ProcessGrid single();
 

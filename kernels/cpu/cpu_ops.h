@@ -25,7 +25,11 @@ template <typename T> void axpy(T alpha, const T* x, T* y, int64_t n);
 template <typename T> void scale(T* x, T alpha, int64_t n);
 template <typename T> void add_bias(T* x, const T* bias, int64_t rows, int64_t cols);
 template <typename T> void bias_backward(const T* dy, T* dbias, int64_t rows, int64_t cols);
-template <typename T> double sum_squares(const T* x, int64_t n);
+// out[s] = sum of x[i]^2 over [bounds[2s], bounds[2s+1]), in double.
+template <typename T>
+void sum_squares_segments(const T* x, const int64_t* bounds, int64_t segments, double* out);
+// bf16 is uint16_t (its bits) here.
+template <typename To, typename From> void convert(const From* src, To* dst, int64_t n);
 template <typename T>
 void bias_activation_forward(Activation act, T* pre, const T* bias, T* y, int64_t rows, int64_t cols);
 template <typename T>
@@ -77,6 +81,12 @@ void cross_entropy_loss_backward(const T* logits, int64_t rows, int64_t cols, in
 template <typename T>
 void row_argmax(const T* logits, int64_t rows, int64_t cols, int64_t real_cols, int64_t vocab_start,
                 T* max_value, int32_t* max_index);
+template <typename T>
+TokenStats token_stats(const T* row_loss, const int32_t* predicted, const int32_t* targets, int32_t pad_id,
+                       int64_t n);
+template <typename T>
+void row_topk(const T* logits, int64_t rows, int64_t cols, int64_t real_cols, int64_t vocab_start, int64_t k,
+              T* values, int32_t* ids);
 
 template <typename T>
 void adam_step(T* param, const T* grad, T* m, T* v, int64_t n, double lr, double beta1,

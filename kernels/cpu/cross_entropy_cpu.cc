@@ -28,7 +28,7 @@ void cross_entropy_row_sums(const T* logits, int64_t rows, int64_t cols, int64_t
     T sum_exp = 0, sum_z = 0;
 #pragma omp simd reduction(+ : sum_exp, sum_z)
     for (int64_t j = 0; j < real_cols; ++j) {
-      sum_exp += std::exp(z[j] - mx);
+      sum_exp += cross_entropy_exp(z[j], mx);
       sum_z += z[j];
     }
     const int64_t t = static_cast<int64_t>(targets[r]) - vocab_start;
@@ -54,16 +54,14 @@ void cross_entropy_loss_backward(const T* logits, int64_t rows, int64_t cols, in
       for (int64_t j = 0; j < cols; ++j) dz[j] = 0;
       continue;
     }
-    const T log_z = row_max[r] + std::log(sums[3 * r + 0]);
-    const T nll = log_z - sums[3 * r + 1];
-    const T smooth = log_z - sums[3 * r + 2] / static_cast<T>(vocab_size);
-    row_loss[r] = (T(1) - eps) * nll + eps * smooth;
+    const T log_z = cross_entropy_log_z(row_max[r], sums[3 * r + 0]);
+    row_loss[r] = cross_entropy_row_loss(log_z, sums[3 * r + 1], sums[3 * r + 2], eps, vocab_size);
     const T g = static_cast<T>(grad_scale);
     const int64_t t = static_cast<int64_t>(targets[r]) - vocab_start;
 #pragma omp simd
-    for (int64_t j = 0; j < real_cols; ++j) dz[j] = g * (std::exp(z[j] - log_z) - uniform);
+    for (int64_t j = 0; j < real_cols; ++j) dz[j] = cross_entropy_dlogit(z[j], log_z, g, uniform);
     for (int64_t j = real_cols; j < cols; ++j) dz[j] = 0;
-    if (t >= 0 && t < real_cols) dz[t] -= g * (T(1) - eps);
+    if (t >= 0 && t < real_cols) dz[t] = cross_entropy_target_dlogit(dz[t], g, eps);
   }
 }
 
@@ -75,7 +73,7 @@ void row_argmax(const T* logits, int64_t rows, int64_t cols, int64_t real_cols, 
     const T* z = logits + r * cols;
     int64_t best = 0;
     for (int64_t j = 1; j < real_cols; ++j)
-      if (z[j] > z[best]) best = j;
+      if (ranks_before(z[j], j, z[best], best)) best = j;
     max_value[r] = real_cols > 0 ? z[best] : -std::numeric_limits<T>::infinity();
     max_index[r] = static_cast<int32_t>(vocab_start + best);
   }

@@ -15,11 +15,8 @@ namespace {
 template <typename T>
 void row_mask(const DropoutSite& s, int64_t row, int64_t cols, T keep_scale, std::vector<uint32_t>& words,
               T* scale_row) {
-  const int64_t within = row % s.rows_per_sentence;
-  const uint32_t sentence = static_cast<uint32_t>(s.sentence_offset + row / s.rows_per_sentence);
-  const uint32_t head = static_cast<uint32_t>(within / s.inner_rows + s.head_offset);
-  const uint32_t pos = static_cast<uint32_t>(within % s.inner_rows);
-  const uint32_t c1 = (head << 16) | pos, c2 = sentence, c3 = s.stream;
+  const PhiloxCounter row_ctr = dropout_row_counter(s, row);
+  const uint32_t c1 = row_ctr.c1, c2 = row_ctr.c2, c3 = row_ctr.c3;
   const PhiloxKey key = philox_key(s.seed, s.step);
   const int64_t blocks = (cols + 3) / 4;
   words.resize(4 * blocks);
@@ -34,7 +31,7 @@ void row_mask(const DropoutSite& s, int64_t row, int64_t cols, T keep_scale, std
   }
   const float p = s.p;
 #pragma omp simd
-  for (int64_t c = 0; c < cols; ++c) scale_row[c] = philox_uniform(w[c]) >= p ? keep_scale : T(0);
+  for (int64_t c = 0; c < cols; ++c) scale_row[c] = dropout_keep_word(w[c], p) ? keep_scale : T(0);
 }
 
 }  // namespace
@@ -42,7 +39,7 @@ void row_mask(const DropoutSite& s, int64_t row, int64_t cols, T keep_scale, std
 template <typename T>
 void dropout_forward(const DropoutSite& site, const T* x, const T* residual, T* y, int64_t rows,
                      int64_t cols) {
-  const T keep_scale = T(1) / (T(1) - static_cast<T>(site.p));
+  const T keep_scale = dropout_keep_scale<T>(site.p);
 #pragma omp parallel
   {
     std::vector<uint32_t> words;

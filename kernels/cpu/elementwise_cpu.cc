@@ -1,7 +1,6 @@
 // Elementwise ops and row reductions. One pass over memory each.
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "kernels/cpu/cpu_ops.h"
 
@@ -50,26 +49,6 @@ void bias_backward(const T* dy, T* dbias, int64_t rows, int64_t cols) {
     }
     for (int64_t c = c0; c < c1; ++c) dbias[c] += acc[c - c0];
   }
-}
-
-// Sum of squares in double, over fixed chunks summed in chunk order, so the result does not
-// depend on the thread count (and threads never wait on each other chunk by chunk).
-template <typename T>
-double sum_squares(const T* x, int64_t n) {
-  constexpr int64_t kChunk = 1 << 14;
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> partial(chunks);
-#pragma omp parallel for schedule(static)
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    double s = 0;
-    const int64_t end = std::min(n, (ch + 1) * kChunk);
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = ch * kChunk; i < end; ++i) s += static_cast<double>(x[i]) * x[i];
-    partial[ch] = s;
-  }
-  double total = 0;
-  for (double s : partial) total += s;
-  return total;
 }
 
 template <typename T>
@@ -136,7 +115,6 @@ void merge_heads(const T* y, T* x, int64_t batch, int64_t seq, int64_t heads, in
   template void scale<T>(T*, T, int64_t);                                                     \
   template void add_bias<T>(T*, const T*, int64_t, int64_t);                                  \
   template void bias_backward<T>(const T*, T*, int64_t, int64_t);                             \
-  template double sum_squares<T>(const T*, int64_t);                                          \
   template void bias_activation_forward<T>(Activation, T*, const T*, T*, int64_t, int64_t);   \
   template void activation_backward<T>(Activation, const T*, const T*, T*, int64_t);          \
   template void split_heads<T>(const T*, T*, int64_t, int64_t, int64_t, int64_t);            \

@@ -10,9 +10,9 @@ void embedding_forward(const int32_t* ids, const T* table, int64_t vocab_start, 
                        T scale, T* out, int64_t n, int64_t d) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
-    const int64_t row = static_cast<int64_t>(ids[i]) - vocab_start;
+    const int64_t row = embedding_row(ids[i], vocab_start, vocab_rows);
     T* o = out + i * d;
-    if (row >= 0 && row < vocab_rows) {
+    if (row >= 0) {
       const T* e = table + row * d;
 #pragma omp simd
       for (int64_t c = 0; c < d; ++c) o[c] = scale * e[c];
@@ -31,8 +31,8 @@ void embedding_backward(const int32_t* ids, const T* dout, int64_t vocab_start, 
   for (int64_t c0 = 0; c0 < d; c0 += kBlock) {
     const int64_t c1 = std::min(d, c0 + kBlock);
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t row = static_cast<int64_t>(ids[i]) - vocab_start;
-      if (row < 0 || row >= vocab_rows) continue;
+      const int64_t row = embedding_row(ids[i], vocab_start, vocab_rows);
+      if (row < 0) continue;
       T* g = dtable + row * d;
       const T* dy = dout + i * d;
       for (int64_t c = c0; c < c1; ++c) g[c] += scale * dy[c];

@@ -20,9 +20,9 @@ void layer_norm_forward(const T* x, const T* gamma, const T* beta, T eps, T* y, 
     T sq = 0;
 #pragma omp simd reduction(+ : sq)
     for (int64_t c = 0; c < cols; ++c) sq += (xr[c] - mu) * (xr[c] - mu);
-    const T rs = T(1) / std::sqrt(sq / cols + eps);
+    const T rs = layer_norm_rstd(sq, cols, eps);
 #pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) yr[c] = (xr[c] - mu) * rs * gamma[c] + beta[c];
+    for (int64_t c = 0; c < cols; ++c) yr[c] = layer_norm_y(xr[c], mu, rs, gamma[c], beta[c]);
     mean[r] = mu;
     rstd[r] = rs;
   }
@@ -48,7 +48,7 @@ void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
       T sum_g = 0, sum_gx = 0;
 #pragma omp simd reduction(+ : sum_g, sum_gx)
       for (int64_t c = 0; c < cols; ++c) {
-        const T xhat = (xr[c] - mu) * rs;
+        const T xhat = layer_norm_xhat(xr[c], mu, rs);
         const T g = dyr[c] * gamma[c];
         sum_g += g;
         sum_gx += g * xhat;
@@ -58,8 +58,7 @@ void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rst
       const T mean_g = sum_g / cols, mean_gx = sum_gx / cols;
 #pragma omp simd
       for (int64_t c = 0; c < cols; ++c) {
-        const T xhat = (xr[c] - mu) * rs;
-        dxr[c] = rs * (dyr[c] * gamma[c] - mean_g - xhat * mean_gx);
+        dxr[c] = layer_norm_dx(dyr[c], gamma[c], layer_norm_xhat(xr[c], mu, rs), rs, mean_g, mean_gx);
       }
     }
   }

@@ -14,8 +14,7 @@ void masked_softmax_forward(const T* scores, const int32_t* key_lengths, bool ca
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t b = r / (heads * sq), i = r % sq;
-    int64_t visible = std::min<int64_t>(sk, key_lengths[b]);
-    if (causal) visible = std::min<int64_t>(visible, i + (sk - sq) + 1);
+    const int64_t visible = masked_softmax_visible(sk, sq, i, key_lengths[b], causal);
     const T* s = scores + r * sk;
     T* p = probs + r * sk;
     T mx = -std::numeric_limits<T>::infinity();
@@ -23,13 +22,13 @@ void masked_softmax_forward(const T* scores, const int32_t* key_lengths, bool ca
     T sum = 0;
 #pragma omp simd reduction(+ : sum)
     for (int64_t j = 0; j < visible; ++j) {
-      p[j] = std::exp(scale * (s[j] - mx));
+      p[j] = masked_softmax_exp(s[j], mx, scale);
       sum += p[j];
     }
     const T inv = visible > 0 ? T(1) / sum : T(0);
 #pragma omp simd
     for (int64_t j = 0; j < visible; ++j) p[j] *= inv;
-    for (int64_t j = std::max<int64_t>(visible, 0); j < sk; ++j) p[j] = 0;
+    for (int64_t j = visible; j < sk; ++j) p[j] = 0;
   }
 }
 
@@ -45,7 +44,7 @@ void masked_softmax_backward(const T* probs, const T* dprobs, T scale, T* dscore
 #pragma omp simd reduction(+ : dot)
     for (int64_t j = 0; j < cols; ++j) dot += p[j] * dp[j];
 #pragma omp simd
-    for (int64_t j = 0; j < cols; ++j) ds[j] = scale * p[j] * (dp[j] - dot);
+    for (int64_t j = 0; j < cols; ++j) ds[j] = softmax_backward_element(p[j], dp[j], dot, scale);
   }
 }
 

@@ -2,6 +2,7 @@
 // row-major m x n buffer read column-major is the n x m transpose, so we ask cuBLAS for
 //   C^T = op(B)^T op(A)^T
 // which it writes, column-major, into exactly the bytes of the row-major C = op(A) op(B).
+// f32 goes through cublasSgemm, f64 (the finite-difference gradient tests) through cublasDgemm.
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/dispatch.h"
 
 namespace tessera::kernels::cuda {
 namespace {
@@ -28,15 +30,12 @@ class BlasHandle {
   cublasHandle_t handle_ = nullptr;
 };
 
+// This thread's handle, bound to the rank's stream so its products queue behind the kernels
+// before them (setting the stream each call is cheap and survives a re-selected device).
 cublasHandle_t blas_handle() {
   thread_local BlasHandle handle;
+  CUBLAS_CHECK(cublasSetStream(handle.get(), stream()));
   return handle.get();
-}
-
-void check_f32_cuda(const Tensor& t, const char* op, const char* name) {
-  TESSERA_CHECK(t.dtype() == DType::f32, op, ": the CUDA backend computes in f32, but tensor '",
-                name, "' is ", dtype_name(t.dtype()));
-  TESSERA_CHECK(t.device() == Device::cuda, op, ": tensor '", name, "' is not in device memory");
 }
 
 int as_int(int64_t v, const char* op) {
@@ -68,37 +67,65 @@ Gemm plan(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const ch
   return g;
 }
 
-}  // namespace
-
-void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, double alpha,
-            double beta) {
-  check_f32_cuda(a, "matmul", "a");
-  check_f32_cuda(b, "matmul", "b");
-  check_f32_cuda(c, "matmul", "c");
-  const Gemm g = plan(a, trans_a, b, trans_b, "matmul");
-  if (g.m == 0 || g.n == 0) return;
-  const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
-  // Operands swapped (b first, then a) and sizes (n, m): the column-major product C^T.
-  CUBLAS_CHECK(cublasSgemm(blas_handle(), g.op_b, g.op_a, g.n, g.m, g.k, &fa, b.data<float>(),
-                           g.ldb, a.data<float>(), g.lda, &fb, c.data<float>(), g.ldc));
+// The cuBLAS calls of each precision, under one name.
+cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                    const float* alpha, const float* a, int lda, const float* b, int ldb, const float* beta, float* c,
+                    int ldc) {
+  return cublasSgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                    const double* alpha, const double* a, int lda, const double* b, int ldb, const double* beta,
+                    double* c, int ldc) {
+  return cublasDgemm(h, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+cublasStatus_t gemm_strided_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                    int k, const float* alpha, const float* a, int lda, long long sa, const float* b,
+                                    int ldb, long long sb, const float* beta, float* c, int ldc, long long sc,
+                                    int batch) {
+  return cublasSgemmStridedBatched(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+}
+cublasStatus_t gemm_strided_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                                    int k, const double* alpha, const double* a, int lda, long long sa,
+                                    const double* b, int ldb, long long sb, const double* beta, double* c, int ldc,
+                                    long long sc, int batch) {
+  return cublasDgemmStridedBatched(h, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
 }
 
-void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
-                    double alpha, double beta) {
-  check_f32_cuda(a, "batched_matmul", "a");
-  check_f32_cuda(b, "batched_matmul", "b");
-  check_f32_cuda(c, "batched_matmul", "c");
-  const Gemm g = plan(a, trans_a, b, trans_b, "batched_matmul");
-  const int batch = as_int(a.dim(0), "batched_matmul");
-  if (g.m == 0 || g.n == 0 || batch == 0) return;
-  const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
+template <typename T>
+void matmul_typed(const Gemm& g, const Tensor& a, const Tensor& b, Tensor& c, double alpha, double beta) {
+  const T ta = static_cast<T>(alpha), tb = static_cast<T>(beta);
+  // Operands swapped (b first, then a) and sizes (n, m): the column-major product C^T.
+  CUBLAS_CHECK(gemm(blas_handle(), g.op_b, g.op_a, g.n, g.m, g.k, &ta, b.data<T>(), g.ldb, a.data<T>(), g.lda, &tb,
+                    c.data<T>(), g.ldc));
+}
+
+template <typename T>
+void batched_matmul_typed(const Gemm& g, int batch, const Tensor& a, const Tensor& b, Tensor& c, double alpha,
+                          double beta) {
+  const T ta = static_cast<T>(alpha), tb = static_cast<T>(beta);
   // Products are packed back to back, so each operand's stride is one matrix's element count.
   const long long stride_a = static_cast<long long>(g.m) * g.k;
   const long long stride_b = static_cast<long long>(g.k) * g.n;
   const long long stride_c = static_cast<long long>(g.m) * g.n;
-  CUBLAS_CHECK(cublasSgemmStridedBatched(blas_handle(), g.op_b, g.op_a, g.n, g.m, g.k, &fa,
-                                         b.data<float>(), g.ldb, stride_b, a.data<float>(), g.lda,
-                                         stride_a, &fb, c.data<float>(), g.ldc, stride_c, batch));
+  CUBLAS_CHECK(gemm_strided_batched(blas_handle(), g.op_b, g.op_a, g.n, g.m, g.k, &ta, b.data<T>(), g.ldb, stride_b,
+                                    a.data<T>(), g.lda, stride_a, &tb, c.data<T>(), g.ldc, stride_c, batch));
+}
+
+}  // namespace
+
+void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, double alpha,
+            double beta) {
+  const Gemm g = plan(a, trans_a, b, trans_b, "matmul");
+  if (g.m == 0 || g.n == 0) return;
+  TESSERA_DISPATCH_FLOAT(a.dtype(), "matmul", matmul_typed<scalar_t>(g, a, b, c, alpha, beta));
+}
+
+void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
+                    double alpha, double beta) {
+  const Gemm g = plan(a, trans_a, b, trans_b, "batched_matmul");
+  const int batch = as_int(a.dim(0), "batched_matmul");
+  if (g.m == 0 || g.n == 0 || batch == 0) return;
+  TESSERA_DISPATCH_FLOAT(a.dtype(), "batched_matmul", batched_matmul_typed<scalar_t>(g, batch, a, b, c, alpha, beta));
 }
 
 }  // namespace tessera::kernels::cuda

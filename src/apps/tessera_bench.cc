@@ -32,6 +32,10 @@
 #include "data/synthetic_task.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
+#if defined(TESSERA_WITH_CUDA)
+#include "kernels/cuda/runtime.h"
+#endif
+#include "parallel/compute_device.h"
 #include "parallel/gradient_buckets.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
@@ -52,7 +56,17 @@ struct BenchOptions {
   bool overlap = false;
   std::string overlap_config = "configs/small.cfg";
   std::vector<double> bucket_mb{1, 4, 16};
+  std::string device = "cpu";
+  bool device_info = false;
 };
+
+// Where the products and steps run (--device); timings wait for the GPU to finish.
+Device g_device = Device::cpu;
+void sync_device() {
+#if defined(TESSERA_WITH_CUDA)
+  if (g_device.is_cuda()) kernels::cuda::synchronize("tessera-bench");
+#endif
+}
 
 bool parse(int argc, char** argv, BenchOptions& o) {
   po::options_description desc("tessera-bench options");
@@ -60,6 +74,8 @@ bool parse(int argc, char** argv, BenchOptions& o) {
       ("help,h", "print this help")
       ("model-config", po::value(&o.configs)->multitoken(), "configs whose models to time (default: small and base)")
       ("threads", bound(o.threads), "threads per rank (0: cores / ranks on the node)")
+      ("device", bound(o.device), "cpu | cuda: where the products and training steps run")
+      ("device-info", "select --device, print what it is and exit (1, with the reason, when it is unusable)")
       ("steps", bound(o.steps), "timed training steps per measurement")
       ("warmup-steps", bound(o.warmup_steps), "untimed steps first")
       ("batch-sentences", bound(o.batch_sentences),
@@ -81,7 +97,10 @@ bool parse(int argc, char** argv, BenchOptions& o) {
   o.gemm = !vm.count("no-gemm");
   o.breakdown = !vm.count("no-breakdown");
   o.overlap = vm.count("overlap") > 0;
+  o.device_info = vm.count("device-info") > 0;
   TESSERA_CHECK(o.steps >= 1 && o.warmup_steps >= 0, "--steps must be >= 1 and --warmup-steps >= 0");
+  parallel::parse_device_kind(o.device);
+  TESSERA_CHECK(!(o.overlap && o.device != "cpu"), "--overlap measures the MPI gradient buckets: use --device cpu");
   return true;
 }
 
@@ -108,6 +127,7 @@ double best_time(int reps, F&& f) {
   for (int r = 0; r < reps; ++r) {
     const double t = now_s();
     f();
+    sync_device();
     best = std::min(best, now_s() - t);
   }
   return best;
@@ -119,7 +139,7 @@ Tensor random_tensor(const Shape& shape) {
   Tensor t = Tensor::empty(shape, DType::f32);
   float* p = t.data<float>();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = dist(gen);
-  return t;
+  return on_device(t, g_device);
 }
 
 // A config file switched to the synthetic reverse task, with the bench's batch and layout.
@@ -230,6 +250,7 @@ std::map<std::string, double> replay(const std::vector<Gemm>& gemms, int reps) {
       const double t = now_s();
       if (g.batch == 1) kernels::matmul(a, g.ta, b, g.tb, c);
       else kernels::batched_matmul(a, g.ta, b, g.tb, c);
+      sync_device();
       run[g.group] += now_s() - t;
     }
     double total = 0, best_total = 0;
@@ -264,8 +285,9 @@ double gemm_peak_table(int threads) {
       {"tokens x d_ff x d (d=512)", 1664, 2048, 512, false}, {"tokens x d x d_ff (d=512)", 1664, 512, 2048, false},
       {"tokens x vocab x d (logits)", 1664, 8000, 512, true}};
   std::vector<int> counts = {1};
-  if (threads > 1) counts.push_back(threads);
-  std::printf("\n## 1. OpenBLAS sgemm (C = A B, row-major f32, best of several runs), GFLOP/s\n\n");
+  if (threads > 1 && g_device.is_cpu()) counts.push_back(threads);
+  std::printf("\n## 1. %s sgemm (C = A B, row-major f32, best of several runs), GFLOP/s\n\n",
+              g_device.is_cpu() ? "OpenBLAS" : "cuBLAS");
   std::printf("| %-28s | %6s | %6s | %6s |", "shape", "M", "N", "K");
   for (int t : counts) std::printf(" %2d thread%s |", t, t == 1 ? " " : "s");
   std::printf("\n|%s|--------|--------|--------|", std::string(30, '-').c_str());
@@ -346,7 +368,7 @@ void step_tables(const BenchOptions& b, int threads, double peak) {
   for (const auto& file : b.configs) {
     const train::TrainOptions o = load_config(file, b, 1, 4);
     auto grid = parallel::ProcessGrid::single();
-    train::Trainer trainer(o, grid);
+    train::Trainer trainer(o, grid, DType::f32, g_device);
     const data::SyntheticTask task = task_of(o);
     const StepTimes times = time_train_steps(trainer, task, o.batch_sentences, b);
     const double step_s = times.best_s, tokens = times.tokens;
@@ -464,7 +486,7 @@ void overlap_table(const BenchOptions& b, int threads) {
   train::Trainer alone(single_options, single);
   for (const double mb : b.bucket_mb) {
     const train::TrainOptions o = load_config(b.overlap_config, b, world_size, mb);
-    train::Trainer trainer(o, grid);
+    train::Trainer trainer(o, grid, DType::f32, g_device);
     const data::SyntheticTask task = task_of(o);
     auto global_batch = [&](int i) { return batch_for_step(task, i, o.batch_sentences); };
     const double compute_s = best_synchronised(grid, b, [&](int i) {
@@ -500,7 +522,13 @@ int main(int argc, char** argv) {
     }
     const int threads = options.threads > 0 ? options.threads : kernels::default_threads_per_rank();
     kernels::set_num_threads(threads);
-    std::printf("# tessera-bench: %d thread(s), load average %s at start\n", threads, load_average().c_str());
+    g_device = parallel::select_compute_device(options.device);
+    if (options.device_info) {
+      std::printf("device %s\n", device_name(g_device).c_str());
+      return 0;
+    }
+    std::printf("# tessera-bench: device %s, %d thread(s), load average %s at start\n", device_name(g_device).c_str(),
+                threads, load_average().c_str());
     // Without the sgemm table, the peak is the best square product at this thread count.
     const double peak = options.gemm ? gemm_peak_table(threads) : sgemm_gflops(2048, 2048, 2048, false);
     step_tables(options, threads, peak);

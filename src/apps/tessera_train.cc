@@ -17,6 +17,7 @@
 #include "eval/translate.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
+#include "parallel/compute_device.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 #include "train/batch_source.h"
@@ -107,11 +108,12 @@ class Validator {
 };
 
 int run(const train::TrainOptions& o) {
-  parallel::ProcessGrid grid(o.tensor_parallel, o.data_parallel, o.collective_timeout);
+  const Device device = parallel::select_compute_device(o.device);
+  parallel::ProcessGrid grid(o.tensor_parallel, o.data_parallel, o.collective_timeout, device);
   log_set_rank(grid.world_rank());
   kernels::set_num_threads(o.threads > 0 ? o.threads : kernels::default_threads_per_rank());
   TESSERA_LOG_INFO("world ", grid.world_size(), " = tp ", grid.tp_size(), " x dp ", grid.dp_size(), ", ",
-                   kernels::num_threads(), " threads per rank");
+                   kernels::num_threads(), " threads per rank, device ", device_name(device));
   const std::filesystem::path save_dir =
       !o.save_dir.empty() ? std::filesystem::path(o.save_dir)
                           : (o.out_dir.empty() ? std::filesystem::path() : std::filesystem::path(o.out_dir) / "checkpoints");
@@ -133,7 +135,7 @@ int run(const train::TrainOptions& o) {
   const auto source = train::make_batch_source(o, o.data_parallel * o.accumulate);
   TESSERA_LOG_INFO("data: ", source->describe());
   Validator validator(o, grid);
-  train::Trainer trainer(o, grid);
+  train::Trainer trainer(o, grid, DType::f32, device);
   TESSERA_LOG_INFO("model: ", o.model.parameter_count(o.tensor_parallel), " parameters, ",
                    trainer.store().values().numel(), " on this rank");
   if (!o.resume.empty()) {

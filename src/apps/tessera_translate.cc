@@ -17,6 +17,7 @@
 #include "eval/translate.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
+#include "parallel/compute_device.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 #include "train/options.h"
@@ -34,6 +35,7 @@ struct Options {
   int64_t batch_sentences = 32;
   int tensor_parallel = 1, data_parallel = 1, threads = 0;
   double collective_timeout = 300;
+  std::string device = "cpu";
 };
 
 std::optional<Options> parse(int argc, char** argv, bool print) {
@@ -53,6 +55,7 @@ std::optional<Options> parse(int argc, char** argv, bool print) {
       ("tensor-parallel", bound(o.tensor_parallel), "ranks per tensor-parallel group")
       ("data-parallel", bound(o.data_parallel), "replicas that split the sentences")
       ("threads", bound(o.threads), "threads per rank (0: cores / ranks on the node)")
+      ("device", bound(o.device), "cpu | cuda (one GPU per rank, by local rank on its node)")
       ("collective-timeout", bound(o.collective_timeout), "seconds a collective may wait");
   po::variables_map vm;
   try {
@@ -67,6 +70,7 @@ std::optional<Options> parse(int argc, char** argv, bool print) {
   }
   TESSERA_CHECK(o.beam >= 1, "--beam: must be at least 1, got ", o.beam);
   TESSERA_CHECK(o.batch_sentences >= 1, "--batch-sentences: must be at least 1, got ", o.batch_sentences);
+  parallel::parse_device_kind(o.device);
   return o;
 }
 
@@ -93,7 +97,8 @@ void broadcast_string(parallel::Communicator& comm, std::string& text) {
 }
 
 int run(const Options& o) {
-  parallel::ProcessGrid grid(o.tensor_parallel, o.data_parallel, o.collective_timeout);
+  const Device device = parallel::select_compute_device(o.device);
+  parallel::ProcessGrid grid(o.tensor_parallel, o.data_parallel, o.collective_timeout, device);
   log_set_rank(grid.world_rank());
   kernels::set_num_threads(o.threads > 0 ? o.threads : kernels::default_threads_per_rank());
 
@@ -109,7 +114,7 @@ int run(const Options& o) {
 
   model::ParameterStore store;
   model::Transformer net(trained.model, store, grid.tp());
-  store.finalize(DType::f32, trained.seed);
+  store.finalize(DType::f32, trained.seed, device);
   const auto info = checkpoint::load_checkpoint(dir, store, nullptr, grid.world());
   TESSERA_LOG_INFO("loaded ", dir.string(), " (step ", info.step, ")");
 

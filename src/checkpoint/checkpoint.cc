@@ -114,7 +114,7 @@ void check_finite(const fs::path& dir, const std::vector<std::pair<std::string, 
 void write_shard(const fs::path& dir, const std::vector<std::pair<std::string, Tensor>>& tensors,
                  const parallel::ProcessGrid& grid, int64_t step) {
   SafetensorsWriter writer;
-  for (const auto& [name, t] : tensors) writer.add(name, t.device() == Device::cpu ? t : t.to(Device::cpu));
+  for (const auto& [name, t] : tensors) writer.add(name, on_device(t, Device::cpu));
   writer.set_metadata("tessera.step", std::to_string(step));
   writer.set_metadata("tessera.shard", std::to_string(grid.tp_rank()) + " of " + std::to_string(grid.tp_size()));
   writer.write(dir / shard_name(grid.tp_rank(), grid.tp_size()));

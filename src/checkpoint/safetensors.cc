@@ -55,7 +55,7 @@ DType dtype_from_safetensors(const std::string& name, const std::string& what) {
 }
 
 void SafetensorsWriter::add(const std::string& name, const Tensor& tensor) {
-  TESSERA_CHECK(tensor.device() == Device::cpu, "safetensors: tensor ", name, " must be on the host");
+  TESSERA_CHECK(tensor.device().is_cpu(), "safetensors: tensor ", name, " must be on the host");
   TESSERA_CHECK(name != "__metadata__", "safetensors: \"__metadata__\" is reserved, not a tensor name");
   for (const auto& [existing, t] : tensors_) TESSERA_CHECK(existing != name, "safetensors: tensor ", name, " added twice");
   tensors_.emplace_back(name, tensor);

@@ -89,6 +89,7 @@ class CpuAllocator final : public Allocator {
 };
 
 Allocator* g_cuda_allocator = nullptr;
+Device g_cuda_device = Device::cpu;
 
 }  // namespace
 
@@ -98,12 +99,18 @@ Allocator& cpu_allocator() {
   return *allocator;
 }
 
-void register_cuda_allocator(Allocator* allocator) { g_cuda_allocator = allocator; }
+void register_cuda_allocator(Allocator* allocator, Device device) {
+  g_cuda_allocator = allocator;
+  g_cuda_device = device;
+}
 
 Allocator& allocator_for(Device device) {
-  if (device == Device::cpu) return cpu_allocator();
-  TESSERA_CHECK(g_cuda_allocator != nullptr,
-                "a cuda tensor was requested but the CUDA backend is not built or no GPU is present");
+  if (device.is_cpu()) return cpu_allocator();
+  TESSERA_CHECK(g_cuda_allocator != nullptr, "a tensor on ", device_name(device),
+                " was requested, but no GPU was selected (run with --device cuda on a machine with a GPU and a "
+                "build with the CUDA backend)");
+  TESSERA_CHECK(device == g_cuda_device, "a tensor on ", device_name(device), " was requested, but this rank uses ",
+                device_name(g_cuda_device), " (one GPU per rank)");
   return *g_cuda_allocator;
 }
 

@@ -21,7 +21,7 @@ class Allocator {
 Allocator& cpu_allocator();
 // The allocator for `device`; throws tessera::Error when that backend is not built or present.
 Allocator& allocator_for(Device device);
-// Called by the CUDA backend to make device memory available.
-void register_cuda_allocator(Allocator* allocator);
+// Called by the CUDA backend once the rank's GPU is chosen: memory of `device` comes from `allocator`.
+void register_cuda_allocator(Allocator* allocator, Device device);
 
 }  // namespace tessera

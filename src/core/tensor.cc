@@ -77,7 +77,7 @@ void Tensor::copy_from(const Tensor& other) {
                 shape_string(other.shape_), " ", dtype_name(other.dtype_), " into ",
                 shape_string(shape_), " ", dtype_name(dtype_));
   if (numel() == 0) return;
-  const Device via = device() == Device::cpu ? other.device() : device();
+  const Device via = device().is_cpu() ? other.device() : device();
   allocator_for(via).copy(raw(), device(), other.raw(), other.device(), bytes());
 }
 
@@ -117,7 +117,8 @@ void store_from_double(void* p, DType t, int64_t i, double v) {
 }  // namespace
 
 Tensor Tensor::to(DType dtype) const {
-  TESSERA_CHECK(device() == Device::cpu, "dtype conversion runs on host tensors");
+  TESSERA_CHECK(device().is_cpu(), "Tensor::to(dtype) converts host tensors; on ", device_name(device()),
+                " use kernels::convert");
   Tensor out = empty(shape_, dtype);
   const int64_t n = numel();
   for (int64_t i = 0; i < n; ++i) store_from_double(out.raw(), dtype, i, load_as_double(raw(), dtype_, i));

@@ -79,6 +79,9 @@ class Tensor {
   DType dtype_ = DType::f32;
 };
 
+// `t` itself when it already lives on `device`, else a copy there.
+inline Tensor on_device(const Tensor& t, Device device) { return t.device() == device ? t : t.to(device); }
+
 // bf16 is the top half of an f32, rounded to nearest even.
 uint16_t float_to_bf16(float x);
 float bf16_to_float(uint16_t x);

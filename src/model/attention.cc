@@ -25,12 +25,12 @@ MultiHeadAttention::MultiHeadAttention(ParameterStore& store, const std::string&
 namespace {
 // [B, S, w] -> [B, heads, S, w/heads]
 Tensor to_heads(const Tensor& x, int64_t b, int64_t s, int64_t heads) {
-  Tensor y = Tensor::empty({b, heads, s, x.dim(-1) / heads}, x.dtype());
+  Tensor y = Tensor::empty({b, heads, s, x.dim(-1) / heads}, x.dtype(), x.device());
   kernels::split_heads(x.reshape({b, s, x.dim(-1)}), heads, y);
   return y;
 }
 Tensor from_heads(const Tensor& y) {
-  Tensor x = Tensor::empty({y.dim(0) * y.dim(2), y.dim(1) * y.dim(3)}, y.dtype());
+  Tensor x = Tensor::empty({y.dim(0) * y.dim(2), y.dim(1) * y.dim(3)}, y.dtype(), y.device());
   Tensor x3 = x.reshape({y.dim(0), y.dim(2), y.dim(1) * y.dim(3)});
   kernels::merge_heads(y, x3);
   return x;
@@ -64,7 +64,7 @@ Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows) {
 
 Tensor MultiHeadAttention::project_heads(parallel::ColumnParallelLinear& linear, const Tensor& x) {
   const int64_t b = x.dim(0), s = x.dim(1);
-  Tensor y = Tensor::empty({b * s, local_heads_ * d_head_}, x.dtype());
+  Tensor y = Tensor::empty({b * s, local_heads_ * d_head_}, x.dtype(), x.device());
   linear.forward(x.reshape({b * s, d_model_}), y);
   return to_heads(y, b, s, local_heads_);
 }
@@ -79,16 +79,17 @@ void MultiHeadAttention::append(KVCache& cache, const Tensor& x) {
 Tensor MultiHeadAttention::attend(const Tensor& xq, const KVCache& cache, const Tensor& key_lengths) {
   const int64_t b = xq.dim(0), sq = xq.dim(1), sk = cache.length(), bh = b * local_heads_;
   const DType dt = xq.dtype();
+  const Device dev = xq.device();
   const Tensor qh = project_heads(q_, xq);
   // The same softmax(Q K^T / sqrt(d_k) + mask) V as forward, over the cached keys and values.
-  Tensor probs = Tensor::empty({b, local_heads_, sq, sk}, dt);
+  Tensor probs = Tensor::empty({b, local_heads_, sq, sk}, dt, dev);
   Tensor scores3 = probs.reshape({bh, sq, sk});
   kernels::batched_matmul(qh.reshape({bh, sq, d_head_}), false, cache.k.reshape({bh, sk, d_head_}), true, scores3);
   kernels::masked_softmax_forward(probs, key_lengths, causal_, 1.0 / std::sqrt(static_cast<double>(d_head_)), probs);
-  Tensor ctx_heads = Tensor::empty({b, local_heads_, sq, d_head_}, dt);
+  Tensor ctx_heads = Tensor::empty({b, local_heads_, sq, d_head_}, dt, dev);
   Tensor ctx3 = ctx_heads.reshape({bh, sq, d_head_});
   kernels::batched_matmul(scores3, false, cache.v.reshape({bh, sk, d_head_}), false, ctx3);
-  Tensor out = Tensor::empty({b * sq, d_model_}, dt);
+  Tensor out = Tensor::empty({b * sq, d_model_}, dt, dev);
   out_.forward(from_heads(ctx_heads), out);
   return out.reshape({b, sq, d_model_});
 }
@@ -97,13 +98,14 @@ Tensor MultiHeadAttention::forward(const StepContext& ctx, const Tensor& xq, con
                                    const Tensor& key_lengths) {
   const int64_t b = xq.dim(0), sq = xq.dim(1), sk = xkv.dim(1);
   const DType dt = xq.dtype();
+  const Device dev = xq.device();
   qh_ = project_heads(q_, xq);
   kh_ = project_heads(k_, xkv);
   vh_ = project_heads(v_, xkv);
 
   // scores = Q K^T per (batch, head); the softmax applies 1/sqrt(d_k) and the masks in place.
   const int64_t bh = b * local_heads_;
-  probs_ = Tensor::empty({b, local_heads_, sq, sk}, dt);
+  probs_ = Tensor::empty({b, local_heads_, sq, sk}, dt, dev);
   Tensor scores3 = probs_.reshape({bh, sq, sk});
   kernels::batched_matmul(qh_.reshape({bh, sq, d_head_}), false, kh_.reshape({bh, sk, d_head_}), true, scores3);
   kernels::masked_softmax_forward(probs_, key_lengths, causal_, 1.0 / std::sqrt(static_cast<double>(d_head_)),
@@ -115,14 +117,14 @@ Tensor MultiHeadAttention::forward(const StepContext& ctx, const Tensor& xq, con
   site_.head_offset = head_offset_;
   Tensor dropped = probs_;
   if (site_.p > 0) {
-    dropped = Tensor::empty(probs_.shape(), dt);
+    dropped = Tensor::empty(probs_.shape(), dt, dev);
     kernels::dropout_forward(site_, probs_, Tensor(), dropped);
   }
-  Tensor ctx_heads = Tensor::empty({b, local_heads_, sq, d_head_}, dt);
+  Tensor ctx_heads = Tensor::empty({b, local_heads_, sq, d_head_}, dt, dev);
   Tensor ctx3 = ctx_heads.reshape({bh, sq, d_head_});
   kernels::batched_matmul(dropped.reshape({bh, sq, sk}), false, vh_.reshape({bh, sk, d_head_}), false, ctx3);
 
-  Tensor out = Tensor::empty({b * sq, d_model_}, dt);
+  Tensor out = Tensor::empty({b * sq, d_model_}, dt, dev);
   out_.forward(from_heads(ctx_heads), out);
   return out.reshape({b, sq, d_model_});
 }
@@ -131,30 +133,31 @@ void MultiHeadAttention::backward(const Tensor& dout, Tensor& dxq_partial, Tenso
   const int64_t b = probs_.dim(0), sq = probs_.dim(2), sk = probs_.dim(3), w = local_heads_ * d_head_;
   const int64_t bh = b * local_heads_;
   const DType dt = dout.dtype();
-  Tensor dctx = Tensor::empty({b * sq, w}, dt);
+  const Device dev = dout.device();
+  Tensor dctx = Tensor::empty({b * sq, w}, dt, dev);
   out_.backward(dout.reshape({b * sq, d_model_}), dctx);
   Tensor dctx_heads = to_heads(dctx, b, sq, local_heads_);
 
   Tensor dropped = probs_;
   if (site_.p > 0) {
-    dropped = Tensor::empty(probs_.shape(), dt);
+    dropped = Tensor::empty(probs_.shape(), dt, dev);
     kernels::dropout_forward(site_, probs_, Tensor(), dropped);
   }
   // ctx = P V: dP = dctx V^T, dV = P^T dctx.
-  Tensor dprobs = Tensor::empty(probs_.shape(), dt), dvh = Tensor::empty(vh_.shape(), dt);
+  Tensor dprobs = Tensor::empty(probs_.shape(), dt, dev), dvh = Tensor::empty(vh_.shape(), dt, dev);
   Tensor dprobs3 = dprobs.reshape({bh, sq, sk}), dvh3 = dvh.reshape({bh, sk, d_head_});
   kernels::batched_matmul(dctx_heads.reshape({bh, sq, d_head_}), false, vh_.reshape({bh, sk, d_head_}), true, dprobs3);
   kernels::batched_matmul(dropped.reshape({bh, sq, sk}), true, dctx_heads.reshape({bh, sq, d_head_}), false, dvh3);
   if (site_.p > 0) kernels::dropout_backward(site_, dprobs, dprobs);
   kernels::masked_softmax_backward(probs_, dprobs, 1.0 / std::sqrt(static_cast<double>(d_head_)), dprobs);
   // scores = Q K^T: dQ = dS K, dK = dS^T Q.
-  Tensor dqh = Tensor::empty(qh_.shape(), dt), dkh = Tensor::empty(kh_.shape(), dt);
+  Tensor dqh = Tensor::empty(qh_.shape(), dt, dev), dkh = Tensor::empty(kh_.shape(), dt, dev);
   Tensor dqh3 = dqh.reshape({bh, sq, d_head_}), dkh3 = dkh.reshape({bh, sk, d_head_});
   kernels::batched_matmul(dprobs3, false, kh_.reshape({bh, sk, d_head_}), false, dqh3);
   kernels::batched_matmul(dprobs3, true, qh_.reshape({bh, sq, d_head_}), false, dkh3);
 
-  dxq_partial = Tensor::empty({b * sq, d_model_}, dt);
-  dxkv_partial = Tensor::empty({b * sk, d_model_}, dt);
+  dxq_partial = Tensor::empty({b * sq, d_model_}, dt, dev);
+  dxkv_partial = Tensor::empty({b * sk, d_model_}, dt, dev);
   q_.backward(from_heads(dqh), dxq_partial, false);
   k_.backward(from_heads(dkh), dxkv_partial, false);
   v_.backward(from_heads(dvh), dxkv_partial, true);

@@ -16,6 +16,13 @@ int64_t sum_i32(const Tensor& t) {
 int64_t Batch::target_tokens() const { return tgt_lengths.defined() ? sum_i32(tgt_lengths) : 0; }
 int64_t Batch::source_tokens() const { return src_lengths.defined() ? sum_i32(src_lengths) : 0; }
 
+Batch Batch::to(Device device) const {
+  Batch b = *this;
+  for (Tensor* t : {&b.src, &b.src_lengths, &b.tgt_in, &b.tgt_out, &b.tgt_lengths})
+    if (t->defined()) *t = on_device(*t, device);
+  return b;
+}
+
 Batch Batch::from_pairs(const std::vector<TokenPair>& pairs, size_t begin, size_t end, int64_t sentence_offset,
                         int32_t pad_id, int32_t bos_id, int32_t eos_id) {
   TESSERA_CHECK(begin < end && end <= pairs.size(), "batch of sentences [", begin, ", ", end, ") out of ",

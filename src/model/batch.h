@@ -25,6 +25,9 @@ struct Batch {
   int64_t target_tokens() const;  // sum of tgt_lengths
   int64_t source_tokens() const;  // sum of src_lengths
 
+  // The same batch on `device` (this one when it is already there). Counts read the host copy.
+  Batch to(Device device) const;
+
   // Pads pairs[begin, end) into a batch: src = x1..xm eos; tgt_in = bos y1..yn; tgt_out = y1..yn eos.
   static Batch from_pairs(const std::vector<TokenPair>& pairs, size_t begin, size_t end, int64_t sentence_offset,
                           int32_t pad_id, int32_t bos_id, int32_t eos_id);

@@ -15,21 +15,21 @@ FeedForward::FeedForward(ParameterStore& store, const std::string& name, int64_t
 
 Tensor FeedForward::forward(const Tensor& x) {
   const Tensor x2 = x.reshape({x.numel() / d_model_, d_model_});
-  pre_ = Tensor::empty({x2.dim(0), w1_.local_out()}, x.dtype());
+  pre_ = Tensor::empty({x2.dim(0), w1_.local_out()}, x.dtype(), x.device());
   w1_.forward(x2, pre_, /*add_bias=*/false);
-  Tensor hidden = Tensor::empty(pre_.shape(), x.dtype());
+  Tensor hidden = Tensor::empty(pre_.shape(), x.dtype(), x.device());
   kernels::bias_activation_forward(activation_, pre_, w1_.bias(), hidden);
-  Tensor y = Tensor::empty(x2.shape(), x.dtype());
+  Tensor y = Tensor::empty(x2.shape(), x.dtype(), x.device());
   w2_.forward(hidden, y);
   return y.reshape(x.shape());
 }
 
 Tensor FeedForward::backward(const Tensor& dy) {
   const Tensor dy2 = dy.reshape({dy.numel() / d_model_, d_model_});
-  Tensor dhidden = Tensor::empty(pre_.shape(), dy.dtype());
+  Tensor dhidden = Tensor::empty(pre_.shape(), dy.dtype(), dy.device());
   w2_.backward(dy2, dhidden);
   kernels::activation_backward(activation_, pre_, dhidden, dhidden);
-  Tensor dx = Tensor::empty(dy2.shape(), dy.dtype());
+  Tensor dx = Tensor::empty(dy2.shape(), dy.dtype(), dy.device());
   w1_.backward(dhidden, dx, false);
   pre_ = Tensor();
   return dx.reshape(dy.shape());

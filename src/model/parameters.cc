@@ -96,7 +96,7 @@ double init_value(const ParamInfo& p, uint64_t seed, int64_t global_flat) {
 
 }  // namespace
 
-void ParameterStore::finalize(DType dtype, uint64_t seed) {
+void ParameterStore::finalize(DType dtype, uint64_t seed, Device device) {
   TESSERA_CHECK(!finalized(), "parameter buffer allocated twice");
   TESSERA_CHECK(dtype == DType::f32 || dtype == DType::f64, "parameters must be f32 or f64, got ", dtype_name(dtype));
   values_ = Tensor::zeros({total_}, DType::f64);
@@ -108,7 +108,8 @@ void ParameterStore::finalize(DType dtype, uint64_t seed) {
       v[p.offset + i] = padding_row ? 0.0 : init_value(p, seed, g.flat);
     }
   if (dtype != DType::f64) values_ = values_.to(dtype);
-  grads_ = Tensor::zeros({total_}, dtype);
+  if (!device.is_cpu()) values_ = values_.to(device);
+  grads_ = Tensor::zeros({total_}, dtype, device);
 }
 
 }  // namespace tessera::model

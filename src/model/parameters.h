@@ -51,7 +51,8 @@ class ParameterStore {
   // Allocates the flat buffers in declaration order and initialises every parameter from a
   // counter-based stream keyed by (seed, parameter name, global element index): each rank draws
   // exactly the values of its slice, so any layout starts from the same global weights.
-  void finalize(DType dtype, uint64_t seed);
+  // Allocates the flat value and gradient buffers on `device` and fills the values (drawn on the host).
+  void finalize(DType dtype, uint64_t seed, Device device = Device::cpu);
 
   bool finalized() const { return values_.defined(); }
   size_t size() const { return params_.size(); }
@@ -63,6 +64,7 @@ class ParameterStore {
   const Tensor& values() const { return values_; }
   const Tensor& grads() const { return grads_; }
   DType dtype() const { return values_.dtype(); }
+  Device device() const { return values_.device(); }
   void zero_grads() { grads_.zero_(); }
 
   // Backward calls this once the gradients of parameters [first, last] are complete for the

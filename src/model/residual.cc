@@ -12,14 +12,14 @@ Tensor ResidualConnection::sublayer_input(const Tensor& x) { return pre_ln_ ? no
 
 Tensor ResidualConnection::output(const StepContext& ctx, int64_t seq_len, const Tensor& x, const Tensor& fx) {
   site_ = ctx.activation_site(dropout_, RngPurpose::dropout_residual, site_id_, seq_len);
-  Tensor sum = Tensor::empty(x.shape(), x.dtype());
+  Tensor sum = Tensor::empty(x.shape(), x.dtype(), x.device());
   kernels::dropout_forward(site_, fx, x, sum);  // x + Dropout(f)
   return pre_ln_ ? sum : norm_.forward(sum);
 }
 
 Tensor ResidualConnection::backward_output(const Tensor& dy) {
   dresidual_ = pre_ln_ ? dy : norm_.backward(dy);
-  Tensor dfx = Tensor::empty(dy.shape(), dy.dtype());
+  Tensor dfx = Tensor::empty(dy.shape(), dy.dtype(), dy.device());
   kernels::dropout_backward(site_, dresidual_, dfx);
   return dfx;
 }

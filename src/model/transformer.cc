@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "kernels/trace_range.h"
 
 namespace tessera::model {
 
@@ -29,7 +30,7 @@ void Transformer::notify(const ParamRange& r) const {
 
 Tensor Transformer::embed(const StepContext& ctx, const Tensor& ids, uint32_t site) {
   const int64_t b = ids.dim(0), s = ids.dim(1);
-  Tensor x = Tensor::empty({b * s, cfg_.d_model}, store_.dtype());
+  Tensor x = Tensor::empty({b * s, cfg_.d_model}, store_.dtype(), store_.device());
   embedding_.lookup(ids.reshape({b * s}), x);
   kernels::add_positions(x, s, 0);
   const kernels::DropoutSite drop = ctx.activation_site(cfg_.dropout, RngPurpose::dropout_embedding, site, s);
@@ -47,19 +48,26 @@ void Transformer::embed_backward(const Tensor& ids, const Tensor& dx, const Step
 
 Tensor Transformer::encode(const StepContext& ctx, const Tensor& src, const Tensor& src_lengths) {
   Tensor x = embed(ctx, src, source_site_);
-  for (auto& layer : encoder_) x = layer->forward(ctx, x, src_lengths);
+  for (size_t i = 0; i < encoder_.size(); ++i) {
+    const kernels::TraceRange range("encoder." + std::to_string(i) + " forward");
+    x = encoder_[i]->forward(ctx, x, src_lengths);
+  }
   return encoder_norm_ ? encoder_norm_->forward(x) : x;
 }
 
 Tensor Transformer::decode(const StepContext& ctx, const Tensor& tgt_in, const Tensor& tgt_lengths,
                            const Tensor& memory, const Tensor& src_lengths) {
   Tensor y = embed(ctx, tgt_in, target_site_);
-  for (auto& layer : decoder_) y = layer->forward(ctx, y, tgt_lengths, memory, src_lengths);
+  for (size_t i = 0; i < decoder_.size(); ++i) {
+    const kernels::TraceRange range("decoder." + std::to_string(i) + " forward");
+    y = decoder_[i]->forward(ctx, y, tgt_lengths, memory, src_lengths);
+  }
   return decoder_norm_ ? decoder_norm_->forward(y) : y;
 }
 
-LossStats Transformer::forward_backward(const Batch& batch, const StepContext& step_ctx, double grad_scale,
+LossStats Transformer::forward_backward(const Batch& host_batch, const StepContext& step_ctx, double grad_scale,
                                         bool notify_grads_ready) {
+  const Batch batch = host_batch.to(store_.device());
   notify_ = notify_grads_ready;
   StepContext ctx = step_ctx;
   ctx.sentence_offset = batch.sentence_offset;  // dropout is keyed by the global sentence index
@@ -67,14 +75,14 @@ LossStats Transformer::forward_backward(const Batch& batch, const StepContext& s
   const Tensor memory = encode(ctx, batch.src, batch.src_lengths);
   const Tensor h = decode(ctx, batch.tgt_in, batch.tgt_lengths, memory, batch.src_lengths).reshape({b * t, cfg_.d_model});
 
-  Tensor logits = Tensor::empty({b * t, embedding_.local_rows()}, store_.dtype());
+  Tensor logits = Tensor::empty({b * t, embedding_.local_rows()}, store_.dtype(), store_.device());
   embedding_.project(h, logits);
   const auto ce = parallel::vocab_parallel_cross_entropy(
       logits, embedding_.real_local_rows(), embedding_.vocab_start(), cfg_.vocab_size, batch.tgt_out.reshape({b * t}),
       cfg_.label_smoothing, cfg_.pad_id, grad_scale, /*with_grad=*/true, tp_);
 
   // Backward: output projection, decoder, encoder, embeddings.
-  Tensor dh = Tensor::empty(h.shape(), h.dtype());
+  Tensor dh = Tensor::empty(h.shape(), h.dtype(), h.device());
   embedding_.project_backward(h, logits, dh);
   logits = Tensor();
   Tensor dy = dh.reshape({b, t, cfg_.d_model});
@@ -82,8 +90,9 @@ LossStats Transformer::forward_backward(const Batch& batch, const StepContext& s
     dy = decoder_norm_->backward(dy);
     if (notify_) store_.grads_ready(decoder_norm_->first_param(), decoder_norm_->last_param());
   }
-  Tensor dmemory = Tensor::zeros({b, s, cfg_.d_model}, store_.dtype());
+  Tensor dmemory = Tensor::zeros({b, s, cfg_.d_model}, store_.dtype(), store_.device());
   for (size_t i = decoder_.size(); i-- > 0;) {
+    const kernels::TraceRange range("decoder." + std::to_string(i) + " backward");
     dy = decoder_[i]->backward(dy, dmemory);
     notify(decoder_params_[i]);
   }
@@ -94,6 +103,7 @@ LossStats Transformer::forward_backward(const Batch& batch, const StepContext& s
   }
   Tensor dx = dmemory;
   for (size_t i = encoder_.size(); i-- > 0;) {
+    const kernels::TraceRange range("encoder." + std::to_string(i) + " backward");
     dx = encoder_[i]->backward(dx);
     notify(encoder_params_[i]);
   }
@@ -108,14 +118,17 @@ Tensor Transformer::teacher_forced_logits(const Tensor& src, const Tensor& src_l
   StepContext ctx;
   ctx.training = false;
   const int64_t b = tgt_in.dim(0), t = tgt_in.dim(1);
-  const Tensor memory = encode(ctx, src, src_lengths);
-  const Tensor h = decode(ctx, tgt_in, tgt_lengths, memory, src_lengths).reshape({b * t, cfg_.d_model});
-  Tensor logits = Tensor::empty({b * t, embedding_.local_rows()}, store_.dtype());
+  const Device dev = store_.device();
+  const Tensor memory = encode(ctx, on_device(src, dev), on_device(src_lengths, dev));
+  const Tensor h = decode(ctx, on_device(tgt_in, dev), on_device(tgt_lengths, dev), memory, on_device(src_lengths, dev))
+                       .reshape({b * t, cfg_.d_model});
+  Tensor logits = Tensor::empty({b * t, embedding_.local_rows()}, store_.dtype(), dev);
   embedding_.project(h, logits);
   return logits;
 }
 
-LossStats Transformer::evaluate(const Batch& batch) {
+LossStats Transformer::evaluate(const Batch& host_batch) {
+  const Batch batch = host_batch.to(store_.device());
   const int64_t b = batch.size(), t = batch.tgt_in.dim(1);
   Tensor logits = teacher_forced_logits(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_lengths);
   const auto ce = parallel::vocab_parallel_cross_entropy(
@@ -124,9 +137,11 @@ LossStats Transformer::evaluate(const Batch& batch) {
   return {ce.loss_sum, ce.tokens, ce.correct};
 }
 
-DecoderState Transformer::start_decoding(const Tensor& src, const Tensor& src_lengths, int64_t rows_per_sentence) {
+DecoderState Transformer::start_decoding(const Tensor& host_src, const Tensor& host_src_lengths,
+                                         int64_t rows_per_sentence) {
   StepContext ctx;
   ctx.training = false;
+  const Tensor src = on_device(host_src, store_.device()), src_lengths = on_device(host_src_lengths, store_.device());
   const Tensor memory = encode(ctx, src, src_lengths);
   // Row r decodes sentence r / k: the memory's keys and values are projected once per sentence
   // and then repeated for its k rows.
@@ -154,8 +169,10 @@ Tensor Transformer::decode_step_logits(DecoderState& state, const std::vector<in
     ids.data<int32_t>()[r] = last_tokens[r];
     self_lengths.data<int32_t>()[r] = static_cast<int32_t>(state.steps + 1);  // every past position is real
   }
+  ids = on_device(ids, store_.device());
+  self_lengths = on_device(self_lengths, store_.device());
   // The embedding of position t is sqrt(d) E[y_t] + PE(t), as in the full-sequence embed().
-  Tensor y = Tensor::empty({rows, cfg_.d_model}, store_.dtype());
+  Tensor y = Tensor::empty({rows, cfg_.d_model}, store_.dtype(), store_.device());
   embedding_.lookup(ids, y);
   kernels::add_positions(y, 1, state.steps);
   y = y.reshape({rows, 1, cfg_.d_model});
@@ -163,7 +180,7 @@ Tensor Transformer::decode_step_logits(DecoderState& state, const std::vector<in
     y = decoder_[i]->forward_step(y, state.layers[i], self_lengths, state.src_lengths);
   if (decoder_norm_) y = decoder_norm_->forward(y);
   ++state.steps;
-  Tensor logits = Tensor::empty({rows, embedding_.local_rows()}, store_.dtype());
+  Tensor logits = Tensor::empty({rows, embedding_.local_rows()}, store_.dtype(), store_.device());
   embedding_.project(y.reshape({rows, cfg_.d_model}), logits);
   return logits;
 }
@@ -185,8 +202,9 @@ std::vector<std::vector<int32_t>> Transformer::greedy_decode(const Tensor& src, 
   for (size_t i = 0; i < sentence.size(); ++i) sentence[i] = static_cast<int64_t>(i);
   std::vector<int32_t> last(sentence.size(), cfg_.bos_id);
   for (int64_t t = 0; t < max_len && !sentence.empty(); ++t) {
-    const Tensor next = parallel::vocab_parallel_argmax(decode_step_logits(state, last), embedding_.real_local_rows(),
-                                                        embedding_.vocab_start(), tp_);
+    const Tensor next = on_device(parallel::vocab_parallel_argmax(decode_step_logits(state, last),
+                                                                  embedding_.real_local_rows(), embedding_.vocab_start(), tp_),
+                                  Device::cpu);
     // A row that emits eos is finished and leaves the batch; the others append their token.
     std::vector<int64_t> keep, still_decoding;
     last.clear();

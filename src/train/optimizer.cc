@@ -6,21 +6,30 @@
 
 namespace tessera::train {
 
-double global_grad_norm(const model::ParameterStore& store, parallel::Communicator& tp) {
-  double sum = 0;
+std::vector<double> grad_sum_squares(const model::ParameterStore& store) {
+  std::vector<int64_t> bounds;
   for (size_t i = 0; i < store.size(); ++i) {
     const model::ParamInfo& p = store.info(static_cast<int>(i));
-    if (p.partition.is_replicated() && tp.rank() != 0) continue;
-    sum += kernels::sum_squares(store.grad(static_cast<int>(i)));
+    bounds.push_back(p.offset);
+    bounds.push_back(p.offset + p.numel());
   }
+  return kernels::sum_squares_segments(store.grads(), bounds);
+}
+
+double global_grad_norm(const model::ParameterStore& store, parallel::Communicator& tp) {
+  // One pass over the flat gradient buffer; a replicated parameter counts once per tp group.
+  const std::vector<double> squares = grad_sum_squares(store);
+  double sum = 0;
+  for (size_t i = 0; i < store.size(); ++i)
+    if (!store.info(static_cast<int>(i)).partition.is_replicated() || tp.rank() == 0) sum += squares[i];
   if (tp.size() > 1) tp.all_reduce(&sum, 1, DType::f64, parallel::ReduceOp::sum);
   return std::sqrt(sum);
 }
 
 Adam::Adam(const model::ParameterStore& store, AdamConfig config)
     : config_(config),
-      m_(Tensor::zeros(store.values().shape(), store.dtype())),
-      v_(Tensor::zeros(store.values().shape(), store.dtype())) {}
+      m_(Tensor::zeros(store.values().shape(), store.dtype(), store.device())),
+      v_(Tensor::zeros(store.values().shape(), store.dtype(), store.device())) {}
 
 void Adam::update(model::ParameterStore& store, double lr, double grad_scale) {
   ++step_;

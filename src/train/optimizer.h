@@ -2,6 +2,8 @@
 // clipping, and the global gradient norm of a tensor-parallel model.
 #pragma once
 
+#include <vector>
+
 #include "core/tensor.h"
 #include "model/parameters.h"
 #include "parallel/communicator.h"
@@ -14,6 +16,8 @@ struct AdamConfig {
 
 // The L2 norm of the whole model's gradient: sharded parameters contribute their slice on every
 // tensor-parallel rank (summed over the group), replicated ones are counted once.
+// Sum of squares of each parameter's gradient on this rank, in store order (one pass, read back once).
+std::vector<double> grad_sum_squares(const model::ParameterStore& store);
 double global_grad_norm(const model::ParameterStore& store, parallel::Communicator& tp);
 
 class Adam {

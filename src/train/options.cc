@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/option_values.h"
+#include "parallel/compute_device.h"
 #include "train/memory_estimate.h"
 
 namespace tessera::train {
@@ -78,6 +79,7 @@ std::vector<OptionGroup> option_groups(TrainOptions& o) {
       ("bucket-mb", bound(o.bucket_mb), "gradient all-reduce bucket size in MiB")
       ("collective-timeout", bound(o.collective_timeout), "seconds a collective may wait before the job aborts")
       ("threads", bound(o.threads), "threads per rank for BLAS and loops (0: cores / ranks on the node)")
+      ("device", bound(o.device), "cpu | cuda: where each rank computes (cuda: one GPU per rank, by local rank on its node)")
       ("out-dir", bound(o.out_dir), "where the merged configuration, learning curves and checkpoints go; one run at a time (locked)")
       ("save-dir", bound(o.save_dir), "checkpoint directory (default: <out-dir>/checkpoints); one run at a time (locked)")
       ("save-every", bound(o.save_every), "save a checkpoint every N steps (0: at the end only)")
@@ -147,6 +149,7 @@ void TrainOptions::validate() const {
   TESSERA_CHECK(bucket_mb > 0, "--bucket-mb: must be positive, got ", bucket_mb);
   TESSERA_CHECK(collective_timeout > 0, "--collective-timeout: must be positive, got ", collective_timeout);
   TESSERA_CHECK(threads >= 0, "--threads: must not be negative, got ", threads);
+  parallel::parse_device_kind(device);
   TESSERA_CHECK(save_every >= 0, "--save-every: must not be negative, got ", save_every);
   if (task == "corpus") {
     TESSERA_CHECK(!data_dir.empty(), "--data-dir: --task corpus needs the directory written by tessera-prep");
@@ -201,7 +204,8 @@ std::optional<TrainOptions> parse_train_options(int argc, char** argv, bool prin
     if (print) std::cout << o.dump();
     return std::nullopt;
   }
-  check_memory_fits(o, rank_memory_budget());
+  // Host memory holds the model on the CPU; on a GPU the device allocator reports what does not fit.
+  if (parallel::parse_device_kind(o.device) == DeviceKind::cpu) check_memory_fits(o, rank_memory_budget());
   return o;
 }
 

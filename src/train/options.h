@@ -42,6 +42,7 @@ struct TrainOptions {
   double bucket_mb = 4;
   double collective_timeout = 300;
   int threads = 0;  // 0: cores on the node divided among its ranks
+  std::string device = "cpu";    // cpu | cuda (one GPU per rank, chosen by local rank on the node)
   std::string out_dir;
   std::string save_dir;          // checkpoints (default: <out-dir>/checkpoints when --out-dir is set)
   int64_t save_every = 0;        // 0: save only at the end

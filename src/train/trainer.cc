@@ -13,14 +13,14 @@ std::pair<size_t, size_t> slice_of(size_t n, int parts, int rank) {
   return {n * rank / parts, n * (rank + 1) / parts};
 }
 
-Trainer::Trainer(const TrainOptions& options, parallel::ProcessGrid& grid, DType dtype)
+Trainer::Trainer(const TrainOptions& options, parallel::ProcessGrid& grid, DType dtype, Device device)
     : options_(options), grid_(grid) {
   options_.validate();
   TESSERA_CHECK(grid.tp_size() == options.tensor_parallel && grid.dp_size() == options.data_parallel,
                 "process grid is ", grid.tp_size(), "x", grid.dp_size(), " but --tensor-parallel ",
                 options.tensor_parallel, " --data-parallel ", options.data_parallel);
   model_ = std::make_unique<model::Transformer>(options.model, store_, grid.tp());
-  store_.finalize(dtype, options.seed);
+  store_.finalize(dtype, options.seed, device);
   adam_ = std::make_unique<Adam>(store_, AdamConfig{options.adam_beta1, options.adam_beta2, options.adam_eps});
   if (grid.dp_size() > 1) {
     buckets_ = std::make_unique<parallel::GradientBuckets>(store_, grid.dp(), options.bucket_mb);
@@ -88,9 +88,9 @@ StepStats Trainer::train_step(const std::vector<model::TokenPair>& global_batch)
 }
 
 std::string Trainer::first_non_finite_grad() const {
+  const std::vector<double> squares = grad_sum_squares(store_);
   for (size_t i = 0; i < store_.size(); ++i) {
-    const double s = kernels::sum_squares(store_.grad(static_cast<int>(i)));
-    if (!std::isfinite(s))
+    if (!std::isfinite(squares[i]))
       return detail::concat("the first non-finite gradient on world rank ", grid_.world_rank(), " is in ",
                             store_.info(static_cast<int>(i)).name);
   }

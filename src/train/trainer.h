@@ -37,7 +37,10 @@ struct EvalStats {
 
 class Trainer {
  public:
-  Trainer(const TrainOptions& options, parallel::ProcessGrid& grid, DType dtype = DType::f32);
+  // Parameters, gradients, Adam moments and activations live on `device` (the host, or this
+  // rank's GPU from parallel::select_compute_device).
+  Trainer(const TrainOptions& options, parallel::ProcessGrid& grid, DType dtype = DType::f32,
+          Device device = Device::cpu);
 
   StepStats train_step(const std::vector<model::TokenPair>& global_batch);
   // Loss over `pairs` (split across data-parallel ranks, summed), without dropout.

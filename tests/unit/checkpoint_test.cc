@@ -1,6 +1,7 @@
 // Checkpoints on one process: the safetensors format (our files and a file written by Python's
 // safetensors package), copying boxes between layouts, save + load of a trainer bit for bit, a
-// resumed run that reproduces the uninterrupted one, and errors that name what is wrong.
+// resumed run that reproduces the uninterrupted one (both on every device), a checkpoint that
+// moves between the CPU and a GPU bit for bit, and errors that name what is wrong.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -17,6 +18,7 @@
 #include "data/synthetic_task.h"
 #include "parallel/process_grid.h"
 #include "train/trainer.h"
+#include "devices.h"
 #include "test_util.h"
 
 namespace tessera {
@@ -50,8 +52,11 @@ std::string error_of(const std::function<void()>& f) {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// Same dtype, shape and bytes, wherever the two tensors live (compared through host copies).
 bool same_bytes(const Tensor& a, const Tensor& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.bytes()) == 0;
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  const Tensor ha = on_device(a, Device::cpu), hb = on_device(b, Device::cpu);
+  return std::memcmp(ha.raw(), hb.raw(), ha.bytes()) == 0;
 }
 
 // --- safetensors --------------------------------------------------------------------------
@@ -219,7 +224,8 @@ struct Fixture {
   train::TrainOptions options;
   parallel::ProcessGrid grid = parallel::ProcessGrid::single();
   train::Trainer trainer;
-  explicit Fixture(const train::TrainOptions& o, DType dtype = DType::f32) : options(o), trainer(o, grid, dtype) {}
+  explicit Fixture(const train::TrainOptions& o, DType dtype = DType::f32, Device device = Device::cpu)
+      : options(o), trainer(o, grid, dtype, device) {}
   void train(int64_t first, int64_t count) {
     for (int64_t s = first; s < first + count; ++s) trainer.train_step(batch(options, s));
   }
@@ -232,10 +238,14 @@ struct Fixture {
   }
 };
 
-TEST(Checkpoint, SaveThenLoadRestoresValuesMomentsAndStepBitForBit) {
+// Saving and resuming a trainer, on every device (a /cpu and a /cuda instance, devices.h).
+class Checkpoint : public testing::DeviceTest {};
+INSTANTIATE_DEVICE_TEST_SUITE(Checkpoint);
+
+TEST_P(Checkpoint, SaveThenLoadRestoresValuesMomentsAndStepBitForBit) {
   TempDir tmp;
   const uint64_t seed = testing::rng()();
-  Fixture a(tiny_options(seed));
+  Fixture a(tiny_options(seed), DType::f32, device());
   a.train(0, 2);
   const fs::path dir = a.save(tmp.path(), 2);
   EXPECT_EQ(dir, tmp.path() / "step-00000002");
@@ -243,7 +253,7 @@ TEST(Checkpoint, SaveThenLoadRestoresValuesMomentsAndStepBitForBit) {
   EXPECT_TRUE(fs::exists(dir / "model-tp0-of-1.safetensors"));
   EXPECT_EQ(checkpoint::resolve_checkpoint(tmp.path()), dir);  // through `latest`
 
-  Fixture b(tiny_options(seed + 1));  // other initial weights, no optimizer history
+  Fixture b(tiny_options(seed + 1), DType::f32, device());  // other weights, no optimizer history
   const checkpoint::CheckpointInfo info = b.load(tmp.path());
   EXPECT_EQ(info.dir, dir);
   EXPECT_EQ(info.step, 2);
@@ -255,7 +265,7 @@ TEST(Checkpoint, SaveThenLoadRestoresValuesMomentsAndStepBitForBit) {
   EXPECT_TRUE(same_bytes(b.trainer.optimizer().second_moment(), a.trainer.optimizer().second_moment()));
 
   // Weights only: the optimizer is untouched and a checkpoint without moments still loads.
-  Fixture c(tiny_options(seed + 2));
+  Fixture c(tiny_options(seed + 2), DType::f32, device());
   checkpoint::save_checkpoint(tmp.path() / "weights", a.trainer.store(), nullptr, a.grid, {7, "", ""});
   checkpoint::load_checkpoint(tmp.path() / "weights", c.trainer.store(), nullptr, c.grid.world());
   EXPECT_TRUE(same_bytes(c.trainer.store().values(), a.trainer.store().values()));
@@ -263,25 +273,60 @@ TEST(Checkpoint, SaveThenLoadRestoresValuesMomentsAndStepBitForBit) {
   EXPECT_PRED2(contains, error_of([&] { c.load(tmp.path() / "weights"); }), "holds no optimizer state");
 }
 
-TEST(Checkpoint, ResumedRunReproducesTheUninterruptedRunBitForBit) {
+TEST_P(Checkpoint, ResumedRunReproducesTheUninterruptedRunBitForBit) {
   TempDir tmp;
   const uint64_t seed = testing::rng()();
-  Fixture straight(tiny_options(seed));
+  Fixture straight(tiny_options(seed), DType::f32, device());
   std::vector<double> want;
   for (int64_t s = 0; s < 6; ++s) want.push_back(straight.trainer.train_step(batch(straight.options, s)).loss);
 
   {
-    Fixture first(tiny_options(seed));
+    Fixture first(tiny_options(seed), DType::f32, device());
     for (int64_t s = 0; s < 3; ++s) ASSERT_EQ(first.trainer.train_step(batch(first.options, s)).loss, want[s]);
     first.save(tmp.path(), 3);
   }
-  Fixture resumed(tiny_options(seed));  // the same configuration (its seed keys dropout), fresh state
+  // The same configuration (its seed keys dropout), fresh state.
+  Fixture resumed(tiny_options(seed), DType::f32, device());
   const int64_t step = resumed.load(tmp.path()).step;
   ASSERT_EQ(step, 3);
   for (int64_t s = step; s < 6; ++s)
     EXPECT_EQ(resumed.trainer.train_step(batch(resumed.options, s)).loss, want[s]) << "step " << s + 1;
   EXPECT_TRUE(same_bytes(resumed.trainer.store().values(), straight.trainer.store().values()));
   EXPECT_TRUE(same_bytes(resumed.trainer.optimizer().second_moment(), straight.trainer.optimizer().second_moment()));
+}
+
+// A checkpoint written from a GPU's state loads on the CPU bit for bit, and one written on the CPU
+// loads into a model on the GPU: values, both Adam moments and the step.
+TEST(Checkpoint, ADeviceCheckpointLoadsOnTheCpuBitForBit) {
+  const std::string why = testing::device_unavailable_reason(Device::cuda(0));
+  if (!why.empty()) GTEST_SKIP() << "needs a GPU: " << why;
+  TempDir tmp;
+  const uint64_t seed = testing::rng()();
+  auto expect_same_state = [](Fixture& got, Fixture& want, const char* what) {
+    EXPECT_EQ(got.trainer.optimizer().step(), want.trainer.optimizer().step()) << what;
+    const Tensor values = want.trainer.store().values().to(Device::cpu);
+    const Tensor m = want.trainer.optimizer().first_moment().to(Device::cpu);
+    const Tensor v = want.trainer.optimizer().second_moment().to(Device::cpu);
+    EXPECT_TRUE(same_bytes(got.trainer.store().values(), values)) << what;
+    EXPECT_TRUE(same_bytes(got.trainer.optimizer().first_moment(), m)) << what;
+    EXPECT_TRUE(same_bytes(got.trainer.optimizer().second_moment(), v)) << what;
+  };
+
+  Fixture gpu(tiny_options(seed), DType::f32, Device::cuda(0));
+  gpu.train(0, 3);
+  gpu.save(tmp.path() / "from-gpu", 3);
+  Fixture cpu(tiny_options(seed + 1), DType::f32, Device::cpu);  // other weights, no history
+  EXPECT_EQ(cpu.load(tmp.path() / "from-gpu").step, 3);
+  ASSERT_TRUE(cpu.trainer.store().values().device().is_cpu());
+  expect_same_state(cpu, gpu, "GPU checkpoint loaded on the CPU");
+
+  Fixture host(tiny_options(seed + 2), DType::f32, Device::cpu);
+  host.train(0, 2);
+  host.save(tmp.path() / "from-cpu", 2);
+  Fixture gpu_loaded(tiny_options(seed + 3), DType::f32, Device::cuda(0));
+  EXPECT_EQ(gpu_loaded.load(tmp.path() / "from-cpu").step, 2);
+  ASSERT_EQ(gpu_loaded.trainer.store().values().device(), Device::cuda(0));
+  expect_same_state(gpu_loaded, host, "CPU checkpoint loaded on the GPU");
 }
 
 TEST(Checkpoint, LoadsAFloatCheckpointIntoADoubleModel) {

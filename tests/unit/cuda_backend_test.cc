@@ -1,54 +1,38 @@
-// The CUDA backend against a plain host reference in double precision: matrix products in all four
-// transpose combinations with alpha and beta, batched products, and bias + activation forward and
-// backward. Skips, saying why, where the backend is not built or no GPU is present.
+// The CUDA backend through the op dispatchers, in f32 as training runs it, against a plain host
+// reference in double precision: matrix products in all four transpose combinations with alpha and
+// beta, batched products, and bias + activation forward and backward on shapes large enough that
+// the grid-stride loops take more than one lap. (Every op's gradient, in f64 on every device, is
+// in ops_grad_test.cc; f32 CUDA against the CPU for the other training ops in ops_device_test.cc.)
+// Skips, saying why, where the backend is not built or no GPU is present.
 #include <gtest/gtest.h>
-
-#if defined(TESSERA_WITH_CUDA)
-
-#include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <random>
+#include <string>
 #include <vector>
 
-#include "test_seed.h"
-#include "core/tensor.h"
-#include "kernels/cuda/cuda_ops.h"
+#include "devices.h"
 #include "kernels/math.h"
+#include "kernels/ops.h"
+#include "test_util.h"
 
 namespace tessera::kernels {
 namespace {
 
+constexpr Device kCuda = Device::cuda(0);
+
 class CudaBackend : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!cuda::device_available()) {
-      // Ask the runtime once more, only to say why: no driver, an old driver or no GPU.
-      int count = 0;
-      const cudaError_t status = cudaGetDeviceCount(&count);
-      (void)cudaGetLastError();
-      GTEST_SKIP() << "no CUDA device on this machine: cudaGetDeviceCount returned "
-                   << cudaGetErrorName(status) << " (" << cudaGetErrorString(status) << "), "
-                   << count << " devices";
-    }
-    seed_ = static_cast<uint32_t>(::tessera::testing::test_seed());
-    rng_.seed(seed_);
+    const std::string why = ::tessera::testing::device_unavailable_reason(kCuda);
+    if (!why.empty()) GTEST_SKIP() << why;
   }
 
-  // A host f32 tensor of uniform values in [lo, hi); fresh on every run (the seed is printed on
-  // failure so a run can be repeated).
-  Tensor random(const Shape& shape, float lo = -1.0f, float hi = 1.0f) {
-    Tensor t = Tensor::empty(shape, DType::f32);
-    std::uniform_real_distribution<float> dist(lo, hi);
-    float* p = t.data<float>();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = dist(rng_);
-    return t;
+  // A host f32 tensor of uniform values in [lo, hi) from the test's replayable seed.
+  static Tensor random(const Shape& shape, double lo = -1.0, double hi = 1.0) {
+    return ::tessera::testing::random_tensor(shape, DType::f32, lo, hi);
   }
-
-  uint32_t seed_ = 0;
-  std::mt19937 rng_;
 };
 
 // |got - want| <= atol + rtol * |want| for every element.
@@ -86,7 +70,6 @@ constexpr int64_t kM = 13, kN = 29, kK = 37;
 constexpr double kGemmAtol = 1e-5 * kK, kGemmRtol = 1e-5;
 
 TEST_F(CudaBackend, MatmulMatchesHostReferenceForAllTransposesAlphaAndBeta) {
-  SCOPED_TRACE(::testing::Message() << "seed " << seed_);
   struct Scalars { double alpha, beta; };
   for (const Scalars s : {Scalars{1.0, 0.0}, Scalars{0.5, 1.5}, Scalars{-2.0, 1.0}})
     for (bool ta : {false, true})
@@ -101,14 +84,13 @@ TEST_F(CudaBackend, MatmulMatchesHostReferenceForAllTransposesAlphaAndBeta) {
           for (int64_t i = 0; i < c.numel(); ++i) c.data<float>()[i] = std::numeric_limits<float>::quiet_NaN();
         const auto want = reference_gemm(a.data<float>(), ta, b.data<float>(), tb, c.data<float>(),
                                          kM, kN, kK, s.alpha, s.beta);
-        Tensor dc = c.to(Device::cuda);
-        cuda::matmul(a.to(Device::cuda), ta, b.to(Device::cuda), tb, dc, s.alpha, s.beta);
+        Tensor dc = c.to(kCuda);
+        matmul(a.to(kCuda), ta, b.to(kCuda), tb, dc, s.alpha, s.beta);
         expect_close(dc.to(Device::cpu), want, kGemmAtol, kGemmRtol, "matmul");
       }
 }
 
 TEST_F(CudaBackend, BatchedMatmulMatchesHostReferencePerProduct) {
-  SCOPED_TRACE(::testing::Message() << "seed " << seed_);
   constexpr int64_t batch = 5;
   const double alpha = 0.75, beta = 0.5;
   for (bool ta : {false, true})
@@ -123,8 +105,8 @@ TEST_F(CudaBackend, BatchedMatmulMatchesHostReferencePerProduct) {
                                         c.data<float>() + i * kM * kN, kM, kN, kK, alpha, beta);
         want.insert(want.end(), one.begin(), one.end());
       }
-      Tensor dc = c.to(Device::cuda);
-      cuda::batched_matmul(a.to(Device::cuda), ta, b.to(Device::cuda), tb, dc, alpha, beta);
+      Tensor dc = c.to(kCuda);
+      batched_matmul(a.to(kCuda), ta, b.to(kCuda), tb, dc, alpha, beta);
       expect_close(dc.to(Device::cpu), want, kGemmAtol, kGemmRtol, "batched_matmul");
     }
 }
@@ -138,12 +120,11 @@ double host_activation_grad(Activation act, double x) {
 const Shape kActivationShapes[] = {{7, 53}, {1100, 1000}};
 
 TEST_F(CudaBackend, BiasActivationForwardMatchesHostReference) {
-  SCOPED_TRACE(::testing::Message() << "seed " << seed_);
   for (const Activation act : {Activation::relu, Activation::gelu})
     for (const Shape& shape : kActivationShapes) {
       SCOPED_TRACE(::testing::Message() << (act == Activation::relu ? "relu" : "gelu") << " on "
                                       << shape_string(shape));
-      const Tensor pre = random(shape, -3.0f, 3.0f);
+      const Tensor pre = random(shape, -3.0, 3.0);
       const Tensor bias = random({shape[1]});
       std::vector<double> want_pre(pre.numel()), want_y(pre.numel());
       for (int64_t i = 0; i < pre.numel(); ++i) {
@@ -152,51 +133,34 @@ TEST_F(CudaBackend, BiasActivationForwardMatchesHostReference) {
         want_pre[i] = p;
         want_y[i] = host_activation(act, p);
       }
-      Tensor dpre = pre.to(Device::cuda);
-      Tensor dy = Tensor::empty(shape, DType::f32, Device::cuda);
-      cuda::bias_activation_forward(act, dpre, bias.to(Device::cuda), dy);
+      Tensor dpre = pre.to(kCuda);
+      Tensor dy = Tensor::empty(shape, DType::f32, kCuda);
+      bias_activation_forward(act, dpre, bias.to(kCuda), dy);
       expect_close(dpre.to(Device::cpu), want_pre, 0.0, 0.0, "pre + bias");
       expect_close(dy.to(Device::cpu), want_y, 1e-6, 1e-5, "activation");
     }
 }
 
 TEST_F(CudaBackend, ActivationBackwardMatchesHostReferenceAlsoInPlace) {
-  SCOPED_TRACE(::testing::Message() << "seed " << seed_);
   for (const Activation act : {Activation::relu, Activation::gelu})
     for (const Shape& shape : kActivationShapes) {
       SCOPED_TRACE(::testing::Message() << (act == Activation::relu ? "relu" : "gelu") << " on "
                                       << shape_string(shape));
-      const Tensor pre = random(shape, -3.0f, 3.0f);
+      const Tensor pre = random(shape, -3.0, 3.0);
       const Tensor dy = random(shape);
       std::vector<double> want(pre.numel());
       for (int64_t i = 0; i < pre.numel(); ++i)
         want[i] = double(dy.data<float>()[i]) * host_activation_grad(act, pre.data<float>()[i]);
-      const Tensor d_pre = pre.to(Device::cuda);
-      Tensor d_dy = dy.to(Device::cuda);
-      Tensor d_dpre = Tensor::empty(shape, DType::f32, Device::cuda);
-      cuda::activation_backward(act, d_pre, d_dy, d_dpre);
+      const Tensor d_pre = pre.to(kCuda);
+      Tensor d_dy = dy.to(kCuda);
+      Tensor d_dpre = Tensor::empty(shape, DType::f32, kCuda);
+      activation_backward(act, d_pre, d_dy, d_dpre);
       expect_close(d_dpre.to(Device::cpu), want, 1e-6, 1e-5, "dpre");
       // dpre may be dy itself.
-      cuda::activation_backward(act, d_pre, d_dy, d_dy);
+      activation_backward(act, d_pre, d_dy, d_dy);
       expect_close(d_dy.to(Device::cpu), want, 1e-6, 1e-5, "dpre in place of dy");
     }
 }
 
-TEST_F(CudaBackend, RejectsNonF32Operands) {
-  const Tensor a = Tensor::zeros({kM, kK}, DType::f64, Device::cuda);
-  const Tensor b = Tensor::zeros({kK, kN}, DType::f64, Device::cuda);
-  Tensor c = Tensor::zeros({kM, kN}, DType::f64, Device::cuda);
-  EXPECT_THROW(cuda::matmul(a, false, b, false, c, 1.0, 0.0), Error);
-}
-
 }  // namespace
 }  // namespace tessera::kernels
-
-#else  // !TESSERA_WITH_CUDA
-
-TEST(CudaBackend, NotBuilt) {
-  GTEST_SKIP() << "built without the CUDA backend (TESSERA_WITH_CUDA is not defined: nvcc was not "
-                  "found or TESSERA_CUDA=OFF)";
-}
-
-#endif

@@ -2,12 +2,15 @@
 // process: the cache reproduces the full-sequence forward, the cached greedy decoder reproduces
 // the recompute-everything one, beam 1 is greedy, batching changes nothing, beam scores are the
 // model's log-probabilities, and on a model trained in f64 beam 4 scores and decodes as measured.
+// Every test but the last runs on every device (a /cpu and a /cuda instance, devices.h): the random
+// model lives on the device in f64, and the checks read its results through host copies.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cmath>
 
 #include "data/synthetic_task.h"
+#include "devices.h"
 #include "eval/beam_search.h"
 #include "kernels/ops.h"
 #include "model/transformer.h"
@@ -30,9 +33,11 @@ model::ModelConfig decoding_config(bool pre_ln) {
   return cfg;
 }
 
-// A random model in double precision (dropout is off in decoding).
+// A random model in double precision on `device` (dropout is off in decoding).
 struct RandomModel {
-  explicit RandomModel(const model::ModelConfig& cfg) : net(cfg, store, tp) { store.finalize(DType::f64, rng()()); }
+  RandomModel(const model::ModelConfig& cfg, Device device) : net(cfg, store, tp) {
+    store.finalize(DType::f64, rng()(), device);
+  }
   parallel::SelfCommunicator tp{"tp"};
   model::ParameterStore store;
   model::Transformer net;
@@ -41,9 +46,10 @@ struct RandomModel {
 // Rows `rows` of a [N, C] tensor, as one tensor.
 Tensor pick_rows(const Tensor& t, const std::vector<int64_t>& rows) { return model::gather_rows(t, rows); }
 
+// Compares two tensors wherever they live (through host copies).
 void expect_close(const Tensor& got, const Tensor& want, double tol, const std::string& what) {
   ASSERT_EQ(got.shape(), want.shape()) << what;
-  const Tensor g = got.to(DType::f64), w = want.to(DType::f64);
+  const Tensor g = on_device(got, Device::cpu).to(DType::f64), w = on_device(want, Device::cpu).to(DType::f64);
   int bad = 0;
   for (int64_t i = 0; i < g.numel() && bad < 5; ++i) {
     const double a = g.data<double>()[i], b = w.data<double>()[i];
@@ -51,7 +57,8 @@ void expect_close(const Tensor& got, const Tensor& want, double tol, const std::
   }
 }
 
-// The greedy decoder as it was before the cache: re-run the whole decoder on the growing prefix.
+// The greedy decoder as it was before the cache: re-run the whole decoder on the growing prefix
+// (on the model's device; the chosen ids come back to the host).
 std::vector<std::vector<int32_t>> recompute_greedy(model::Transformer& net, const Tensor& src, const Tensor& src_lengths,
                                                    int64_t max_len) {
   const model::ModelConfig& cfg = net.config();
@@ -65,8 +72,9 @@ std::vector<std::vector<int32_t>> recompute_greedy(model::Transformer& net, cons
     for (int64_t i = 0; i < b * t; ++i) tgt.data<int32_t>()[i] = prefix[i];
     for (int64_t i = 0; i < b; ++i) lengths.data<int32_t>()[i] = static_cast<int32_t>(t), last_rows.push_back(i * t + t - 1);
     const Tensor logits = pick_rows(net.teacher_forced_logits(src, src_lengths, tgt, lengths), last_rows);
-    const Tensor next = parallel::vocab_parallel_argmax(logits, net.embedding().real_local_rows(),
-                                                        net.embedding().vocab_start(), net.tensor_parallel());
+    const Tensor next = on_device(parallel::vocab_parallel_argmax(logits, net.embedding().real_local_rows(),
+                                                                  net.embedding().vocab_start(), net.tensor_parallel()),
+                                  Device::cpu);
     std::vector<int32_t> grown(b * (t + 1));
     bool all_done = true;
     for (int64_t i = 0; i < b; ++i) {
@@ -98,7 +106,7 @@ double sequence_log_prob(model::Transformer& net, const Tensor& src, const Tenso
   Tensor tgt = Tensor::empty({1, t}, DType::i32), len = Tensor::empty({1}, DType::i32);
   for (int64_t j = 0; j < t; ++j) tgt.data<int32_t>()[j] = inputs[j];
   len.data<int32_t>()[0] = static_cast<int32_t>(t);
-  const Tensor logits = net.teacher_forced_logits(src, src_lengths, tgt, len).to(DType::f64);
+  const Tensor logits = on_device(net.teacher_forced_logits(src, src_lengths, tgt, len), Device::cpu).to(DType::f64);
   const std::vector<double> log_z =
       parallel::vocab_parallel_log_normalizer(logits, net.embedding().real_local_rows(), net.tensor_parallel());
   double log_prob = 0;
@@ -116,8 +124,14 @@ model::Batch sentence_of(const model::Batch& batch, int64_t i) {
   return one;
 }
 
-void check_cache_matches_full_forward(bool pre_ln) {
-  RandomModel m(decoding_config(pre_ln));
+class Decoding : public DeviceTest {
+ protected:
+  void check_cache_matches_full_forward(bool pre_ln);
+};
+INSTANTIATE_DEVICE_TEST_SUITE(Decoding);
+
+void Decoding::check_cache_matches_full_forward(bool pre_ln) {
+  RandomModel m(decoding_config(pre_ln), device());
   const model::Batch batch = random_batch(m.net.config(), 4, 7, 6, rng());
   const int64_t b = batch.size(), t_max = batch.tgt_in.dim(1);
   const Tensor full = m.net.teacher_forced_logits(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_lengths);
@@ -134,13 +148,13 @@ void check_cache_matches_full_forward(bool pre_ln) {
   }
 }
 
-TEST(Decoding, CachedStepsGiveTheFullForwardLogitsPostLn) { check_cache_matches_full_forward(false); }
-TEST(Decoding, CachedStepsGiveTheFullForwardLogitsPreLn) { check_cache_matches_full_forward(true); }
+TEST_P(Decoding, CachedStepsGiveTheFullForwardLogitsPostLn) { check_cache_matches_full_forward(false); }
+TEST_P(Decoding, CachedStepsGiveTheFullForwardLogitsPreLn) { check_cache_matches_full_forward(true); }
 
 // Two hypotheses per sentence with different prefixes; after reordering the rows (swap one
 // sentence's pair, duplicate the other's), each row continues its new hypothesis exactly.
-TEST(Decoding, ReorderedCacheFollowsItsHypotheses) {
-  RandomModel m(decoding_config(false));
+TEST_P(Decoding, ReorderedCacheFollowsItsHypotheses) {
+  RandomModel m(decoding_config(false), device());
   const model::ModelConfig& cfg = m.net.config();
   const model::Batch batch = random_batch(cfg, 2, 6, 2, rng());
   std::uniform_int_distribution<int32_t> token(4, static_cast<int32_t>(cfg.vocab_size) - 1);
@@ -178,9 +192,9 @@ TEST(Decoding, ReorderedCacheFollowsItsHypotheses) {
   expect_close(got, want, 1e-5, "reordered rows");
 }
 
-TEST(Decoding, CachedGreedyEqualsRecomputeGreedy) {
+TEST_P(Decoding, CachedGreedyEqualsRecomputeGreedy) {
   for (bool pre_ln : {false, true}) {
-    RandomModel m(decoding_config(pre_ln));
+    RandomModel m(decoding_config(pre_ln), device());
     const model::Batch batch = random_batch(m.net.config(), 6, 7, 2, rng());
     const int64_t max_len = 9;
     EXPECT_EQ(m.net.greedy_decode(batch.src, batch.src_lengths, max_len),
@@ -189,8 +203,8 @@ TEST(Decoding, CachedGreedyEqualsRecomputeGreedy) {
   }
 }
 
-TEST(Decoding, BeamOneIsGreedy) {
-  RandomModel m(decoding_config(false));
+TEST_P(Decoding, BeamOneIsGreedy) {
+  RandomModel m(decoding_config(false), device());
   const model::Batch batch = random_batch(m.net.config(), 6, 7, 2, rng());
   eval::BeamOptions o;
   o.beam = 1;
@@ -200,8 +214,8 @@ TEST(Decoding, BeamOneIsGreedy) {
             m.net.greedy_decode(batch.src, batch.src_lengths, o.max_len_b));
 }
 
-TEST(Decoding, BatchedDecodingEqualsOneSentenceAtATime) {
-  RandomModel m(decoding_config(true));
+TEST_P(Decoding, BatchedDecodingEqualsOneSentenceAtATime) {
+  RandomModel m(decoding_config(true), device());
   const model::Batch batch = random_batch(m.net.config(), 5, 8, 2, rng());
   eval::BeamOptions o;
   o.max_len_b = 6;
@@ -222,8 +236,8 @@ TEST(Decoding, BatchedDecodingEqualsOneSentenceAtATime) {
 // Every returned hypothesis carries the model's log-probability of its tokens (and of eos when it
 // ended there), recomputed teacher-forced from scratch: the cache rows followed their hypotheses
 // through every reselection. The n-best list has `beam` entries, best score first.
-TEST(Decoding, BeamScoresAreTheModelsLogProbabilities) {
-  RandomModel m(decoding_config(false));
+TEST_P(Decoding, BeamScoresAreTheModelsLogProbabilities) {
+  RandomModel m(decoding_config(false), device());
   const model::ModelConfig& cfg = m.net.config();
   const model::Batch batch = random_batch(cfg, 3, 6, 2, rng());
   eval::BeamOptions o;
@@ -249,13 +263,14 @@ TEST(Decoding, BeamScoresAreTheModelsLogProbabilities) {
 }
 
 // Top-k over the whole vocabulary: the k largest log-softmax values, ties to the lowest id.
-TEST(Decoding, TopKLogProbsMatchAFullSort) {
+TEST_P(Decoding, TopKLogProbsMatchAFullSort) {
   parallel::SelfCommunicator tp("tp");
   const int64_t n = 3, cols = 12, real = 10, k = 4;
   Tensor logits = random_tensor({n, cols}, DType::f64, -2, 2);
   logits.data<double>()[0 * cols + 5] = logits.data<double>()[0 * cols + 2] = 3.0;  // a tie: id 2 first
   logits.data<double>()[1 * cols + 11] = 100.0;  // a padded column never wins
-  const parallel::VocabTopK top = parallel::vocab_parallel_topk_log_probs(logits, real, 0, k, tp);
+  // On the device under test; the reference below reads the host copy.
+  const parallel::VocabTopK top = parallel::vocab_parallel_topk_log_probs(on_device(logits), real, 0, k, tp);
   for (int64_t i = 0; i < n; ++i) {
     const double* z = logits.data<double>() + i * cols;
     double m = z[0], s = 0;
@@ -277,7 +292,10 @@ TEST(Decoding, TopKLogProbsMatchAFullSort) {
 // Beam search is not guaranteed to beat greedy: it can prune greedy's path, and length
 // normalisation can prefer another hypothesis; and training is chaotic, so the last-bit
 // differences between BLAS kernels (one per CPU) grow into visibly different models, even in f64.
-// The test therefore asserts what holds on every kernel with a measured margin. Measured over
+// The test therefore asserts what holds on every kernel with a measured margin, and it runs on the
+// CPU only: its margins are measurements of CPU kernels, and 600 steps of a model this small would
+// be slow on a GPU (every op a kernel launch) without testing anything the per-device tests above
+// do not (CudaTrainingFollowsTheCpuLossCurve compares training). Measured over
 // OPENBLAS_CORETYPE = SkylakeX, Zen, Haswell, Sandybridge, Nehalem (one machine, built with and
 // without -march=x86-64-v3):
 //   greedy sentence accuracy              0.852 .. 0.977          asserted > 0.70

@@ -43,11 +43,11 @@ class KernelOperands : public ::testing::Test {
     if (k::cuda::device_available()) return;  // the real CUDA allocator is registered
 #endif
     static HostMemoryAsCuda host_as_cuda;
-    register_cuda_allocator(&host_as_cuda);
+    register_cuda_allocator(&host_as_cuda, Device::cuda(0));
     registered_ = true;
   }
   void TearDown() override {
-    if (registered_) register_cuda_allocator(nullptr);  // as before: no CUDA backend
+    if (registered_) register_cuda_allocator(nullptr, Device::cpu);  // as before: no CUDA backend
   }
 
  private:
@@ -56,7 +56,7 @@ class KernelOperands : public ::testing::Test {
 
 Tensor f32(const Shape& shape) { return random_tensor(shape, DType::f32); }
 Tensor f64(const Shape& shape) { return random_tensor(shape, DType::f64); }
-Tensor on_cuda(const Shape& shape, DType dtype = DType::f32) { return Tensor::zeros(shape, dtype, Device::cuda); }
+Tensor on_cuda(const Shape& shape, DType dtype = DType::f32) { return Tensor::zeros(shape, dtype, Device::cuda(0)); }
 
 // Success when `call` throws tessera::Error whose message contains `expected`.
 ::testing::AssertionResult rejects(const std::function<void()>& call, const std::string& expected) {
@@ -75,14 +75,14 @@ Tensor on_cuda(const Shape& shape, DType dtype = DType::f32) { return Tensor::ze
 TEST_F(KernelOperands, Matmul) {
   Tensor a = f32({2, 3}), b = f32({3, 4}), c = f32({2, 4}), b64 = f64({3, 4}), c_dev = on_cuda({2, 4});
   EXPECT_TRUE(rejects([&] { k::matmul(a, false, b, false, c_dev); },
-                      "matmul: tensor 'c' is on cuda but 'a' is on cpu"));
+                      "matmul: tensor 'c' is on cuda:0 but 'a' is on cpu"));
   EXPECT_TRUE(rejects([&] { k::matmul(a, false, b64, false, c); }, "matmul: tensor 'b' is f64 but 'a' is f32"));
 }
 
 TEST_F(KernelOperands, BatchedMatmul) {
   Tensor a = f32({2, 2, 3}), b = f32({2, 3, 4}), c = f32({2, 2, 4}), b_dev = on_cuda({2, 3, 4}), c64 = f64({2, 2, 4});
   EXPECT_TRUE(rejects([&] { k::batched_matmul(a, false, b_dev, false, c); },
-                      "batched_matmul: tensor 'b' is on cuda but 'a' is on cpu"));
+                      "batched_matmul: tensor 'b' is on cuda:0 but 'a' is on cpu"));
   EXPECT_TRUE(rejects([&] { k::batched_matmul(a, false, b, false, c64); },
                       "batched_matmul: tensor 'c' is f64 but 'a' is f32"));
 }
@@ -91,13 +91,13 @@ TEST_F(KernelOperands, BatchedMatmul) {
 TEST_F(KernelOperands, Add) {
   Tensor a = f32({3, 4}), b = f32({3, 4}), out = f32({3, 4}), b64 = f64({3, 4}), out_dev = on_cuda({3, 4});
   EXPECT_TRUE(rejects([&] { k::add(a, b64, out); }, "add: tensor 'b' is f64 but 'a' is f32"));
-  EXPECT_TRUE(rejects([&] { k::add(a, b, out_dev); }, "add: tensor 'out' is on cuda but 'a' is on cpu"));
+  EXPECT_TRUE(rejects([&] { k::add(a, b, out_dev); }, "add: tensor 'out' is on cuda:0 but 'a' is on cpu"));
 }
 
 TEST_F(KernelOperands, Axpy) {
   Tensor x = f32({5}), y64 = f64({5}), y_dev = on_cuda({5});
   EXPECT_TRUE(rejects([&] { k::axpy(0.5, x, y64); }, "axpy: tensor 'y' is f64 but 'x' is f32"));
-  EXPECT_TRUE(rejects([&] { k::axpy(0.5, x, y_dev); }, "axpy: tensor 'y' is on cuda but 'x' is on cpu"));
+  EXPECT_TRUE(rejects([&] { k::axpy(0.5, x, y_dev); }, "axpy: tensor 'y' is on cuda:0 but 'x' is on cpu"));
 }
 
 TEST_F(KernelOperands, Scale) {
@@ -107,7 +107,7 @@ TEST_F(KernelOperands, Scale) {
 
 TEST_F(KernelOperands, AddBias) {
   Tensor x = f32({3, 4}), scalar = f32({});
-  EXPECT_TRUE(rejects([&] { k::add_bias(x, on_cuda({4})); }, "add_bias: tensor 'bias' is on cuda but 'x' is on cpu"));
+  EXPECT_TRUE(rejects([&] { k::add_bias(x, on_cuda({4})); }, "add_bias: tensor 'bias' is on cuda:0 but 'x' is on cpu"));
   EXPECT_TRUE(rejects([&] { k::add_bias(x, f64({4})); }, "add_bias: tensor 'bias' is f64 but 'x' is f32"));
   EXPECT_TRUE(rejects([&] { k::add_bias(scalar, f32({1})); }, "add_bias: tensor 'x' must be at least 1-D"));
 }
@@ -117,7 +117,7 @@ TEST_F(KernelOperands, BiasBackward) {
   EXPECT_TRUE(rejects([&] { k::bias_backward(dy, dbias64); },
                       "bias_backward: tensor 'dbias' is f64 but 'dy' is f32"));
   EXPECT_TRUE(rejects([&] { k::bias_backward(dy, dbias_dev); },
-                      "bias_backward: tensor 'dbias' is on cuda but 'dy' is on cpu"));
+                      "bias_backward: tensor 'dbias' is on cuda:0 but 'dy' is on cpu"));
 }
 
 TEST_F(KernelOperands, SumSquares) {
@@ -130,18 +130,18 @@ TEST_F(KernelOperands, BiasActivationForward) {
   Tensor pre = f32({3, 4}), bias = f32({4}), y = f32({3, 4}), y_dev = on_cuda({3, 4});
   // The case: a device bias with a host pre went down the CPU path.
   EXPECT_TRUE(rejects([&] { k::bias_activation_forward(gelu, pre, on_cuda({4}), y); },
-                      "bias_activation_forward: tensor 'bias' is on cuda but 'pre' is on cpu"));
+                      "bias_activation_forward: tensor 'bias' is on cuda:0 but 'pre' is on cpu"));
   EXPECT_TRUE(rejects([&] { k::bias_activation_forward(gelu, pre, f64({4}), y); },
                       "bias_activation_forward: tensor 'bias' is f64 but 'pre' is f32"));
   EXPECT_TRUE(rejects([&] { k::bias_activation_forward(gelu, pre, bias, y_dev); },
-                      "bias_activation_forward: tensor 'y' is on cuda but 'pre' is on cpu"));
+                      "bias_activation_forward: tensor 'y' is on cuda:0 but 'pre' is on cpu"));
 }
 
 TEST_F(KernelOperands, ActivationBackward) {
   const auto relu = k::Activation::relu;
   Tensor pre = f32({3, 4}), dy = f32({3, 4}), dpre = f32({3, 4}), dpre_dev = on_cuda({3, 4});
   EXPECT_TRUE(rejects([&] { k::activation_backward(relu, pre, dy, dpre_dev); },
-                      "activation_backward: tensor 'dpre' is on cuda but 'pre' is on cpu"));
+                      "activation_backward: tensor 'dpre' is on cuda:0 but 'pre' is on cpu"));
   EXPECT_TRUE(rejects([&] { k::activation_backward(relu, pre, f64({3, 4}), dpre); },
                       "activation_backward: tensor 'dy' is f64 but 'pre' is f32"));
 }
@@ -150,20 +150,20 @@ TEST_F(KernelOperands, ActivationBackward) {
 TEST_F(KernelOperands, SplitHeads) {
   Tensor x = f32({2, 3, 4}), y64 = f64({2, 2, 3, 2}), y_dev = on_cuda({2, 2, 3, 2});
   EXPECT_TRUE(rejects([&] { k::split_heads(x, 2, y64); }, "split_heads: tensor 'y' is f64 but 'x' is f32"));
-  EXPECT_TRUE(rejects([&] { k::split_heads(x, 2, y_dev); }, "split_heads: tensor 'y' is on cuda but 'x' is on cpu"));
+  EXPECT_TRUE(rejects([&] { k::split_heads(x, 2, y_dev); }, "split_heads: tensor 'y' is on cuda:0 but 'x' is on cpu"));
 }
 
 TEST_F(KernelOperands, MergeHeads) {
   Tensor y = f32({2, 2, 3, 2}), x64 = f64({2, 3, 4}), x_dev = on_cuda({2, 3, 4});
   EXPECT_TRUE(rejects([&] { k::merge_heads(y, x64); }, "merge_heads: tensor 'x' is f64 but 'y' is f32"));
-  EXPECT_TRUE(rejects([&] { k::merge_heads(y, x_dev); }, "merge_heads: tensor 'x' is on cuda but 'y' is on cpu"));
+  EXPECT_TRUE(rejects([&] { k::merge_heads(y, x_dev); }, "merge_heads: tensor 'x' is on cuda:0 but 'y' is on cpu"));
 }
 
 TEST_F(KernelOperands, MaskedSoftmaxForward) {
   Tensor scores = f32({2, 2, 3, 3}), probs = f32({2, 2, 3, 3}), probs64 = f64({2, 2, 3, 3});
   Tensor key_lengths = int_tensor({3, 2}), key_lengths_dev = on_cuda({2}, DType::i32);
   EXPECT_TRUE(rejects([&] { k::masked_softmax_forward(scores, key_lengths_dev, true, 0.5, probs); },
-                      "masked_softmax_forward: tensor 'key_lengths' is on cuda but 'scores' is on cpu"));
+                      "masked_softmax_forward: tensor 'key_lengths' is on cuda:0 but 'scores' is on cpu"));
   EXPECT_TRUE(rejects([&] { k::masked_softmax_forward(scores, key_lengths, false, 0.5, probs64); },
                       "masked_softmax_forward: tensor 'probs' is f64 but 'scores' is f32"));
 }
@@ -173,7 +173,7 @@ TEST_F(KernelOperands, MaskedSoftmaxBackward) {
   EXPECT_TRUE(rejects([&] { k::masked_softmax_backward(probs, f64({2, 3}), 0.5, dscores); },
                       "masked_softmax_backward: tensor 'dprobs' is f64 but 'probs' is f32"));
   EXPECT_TRUE(rejects([&] { k::masked_softmax_backward(probs, f32({2, 3}), 0.5, dscores_dev); },
-                      "masked_softmax_backward: tensor 'dscores' is on cuda but 'probs' is on cpu"));
+                      "masked_softmax_backward: tensor 'dscores' is on cuda:0 but 'probs' is on cpu"));
   EXPECT_TRUE(rejects([&] { k::masked_softmax_backward(scalar, scalar, 0.5, scalar); },
                       "masked_softmax_backward: tensor 'probs' must be at least 1-D"));
 }
@@ -185,7 +185,7 @@ TEST_F(KernelOperands, LayerNormForward) {
   EXPECT_TRUE(rejects([&] { k::layer_norm_forward(x, gamma, f64({4}), 1e-5, y, mean, rstd); },
                       "layer_norm_forward: tensor 'beta' is f64 but 'x' is f32"));
   EXPECT_TRUE(rejects([&] { k::layer_norm_forward(x, gamma, beta, 1e-5, y, mean, rstd_dev); },
-                      "layer_norm_forward: tensor 'rstd' is on cuda but 'x' is on cpu"));
+                      "layer_norm_forward: tensor 'rstd' is on cuda:0 but 'x' is on cpu"));
 }
 
 TEST_F(KernelOperands, LayerNormBackward) {
@@ -198,7 +198,7 @@ TEST_F(KernelOperands, LayerNormBackward) {
   EXPECT_TRUE(rejects([&] { k::layer_norm_backward(x, gamma, f64({3}), rstd, dy, dx, dgamma, dbeta); },
                       "layer_norm_backward: tensor 'mean' is f64 but 'x' is f32"));
   EXPECT_TRUE(rejects([&] { k::layer_norm_backward(x, gamma, mean, rstd, dy, dx, dgamma, dbeta_dev); },
-                      "layer_norm_backward: tensor 'dbeta' is on cuda but 'x' is on cpu"));
+                      "layer_norm_backward: tensor 'dbeta' is on cuda:0 but 'x' is on cpu"));
 }
 
 // ---- dropout ---------------------------------------------------------------------------------
@@ -210,9 +210,9 @@ TEST_F(KernelOperands, DropoutForward) {
   EXPECT_TRUE(rejects([&] { k::dropout_forward(site, x, f64({3, 4}), y); },
                       "dropout_forward: tensor 'residual' is f64 but 'x' is f32"));
   EXPECT_TRUE(rejects([&] { k::dropout_forward(site, x, on_cuda({3, 4}), y); },
-                      "dropout_forward: tensor 'residual' is on cuda but 'x' is on cpu"));
+                      "dropout_forward: tensor 'residual' is on cuda:0 but 'x' is on cpu"));
   EXPECT_TRUE(rejects([&] { k::dropout_forward(site, x, Tensor(), y_dev); },
-                      "dropout_forward: tensor 'y' is on cuda but 'x' is on cpu"));
+                      "dropout_forward: tensor 'y' is on cuda:0 but 'x' is on cpu"));
 }
 
 TEST_F(KernelOperands, DropoutBackward) {
@@ -222,7 +222,7 @@ TEST_F(KernelOperands, DropoutBackward) {
   EXPECT_TRUE(rejects([&] { k::dropout_backward(site, dy, dx64); },
                       "dropout_backward: tensor 'dx' is f64 but 'dy' is f32"));
   EXPECT_TRUE(rejects([&] { k::dropout_backward(site, dy, dx_dev); },
-                      "dropout_backward: tensor 'dx' is on cuda but 'dy' is on cpu"));
+                      "dropout_backward: tensor 'dx' is on cuda:0 but 'dy' is on cpu"));
 }
 
 // ---- embeddings ------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ TEST_F(KernelOperands, EmbeddingForward) {
   Tensor ids = int_tensor({0, 2, 1}), ids_dev = on_cuda({3}, DType::i32), table = f32({4, 3});
   Tensor out = f32({3, 3}), out64 = f64({3, 3});
   EXPECT_TRUE(rejects([&] { k::embedding_forward(ids_dev, table, 0, 1.0, out); },
-                      "embedding_forward: tensor 'ids' is on cuda but 'table' is on cpu"));
+                      "embedding_forward: tensor 'ids' is on cuda:0 but 'table' is on cpu"));
   EXPECT_TRUE(rejects([&] { k::embedding_forward(ids, table, 0, 1.0, out64); },
                       "embedding_forward: tensor 'out' is f64 but 'table' is f32"));
 }
@@ -240,7 +240,7 @@ TEST_F(KernelOperands, EmbeddingBackward) {
   EXPECT_TRUE(rejects([&] { k::embedding_backward(ids, f64({3, 3}), 0, 1.0, dtable); },
                       "embedding_backward: tensor 'dout' is f64 but 'dtable' is f32"));
   EXPECT_TRUE(rejects([&] { k::embedding_backward(ids_dev, f32({3, 3}), 0, 1.0, dtable); },
-                      "embedding_backward: tensor 'ids' is on cuda but 'dtable' is on cpu"));
+                      "embedding_backward: tensor 'ids' is on cuda:0 but 'dtable' is on cpu"));
 }
 
 TEST_F(KernelOperands, AddPositions) {
@@ -254,14 +254,14 @@ TEST_F(KernelOperands, CrossEntropyRowMax) {
   EXPECT_TRUE(rejects([&] { k::cross_entropy_row_max(logits, 5, row_max64); },
                       "cross_entropy_row_max: tensor 'row_max' is f64 but 'logits' is f32"));
   EXPECT_TRUE(rejects([&] { k::cross_entropy_row_max(logits, 5, row_max_dev); },
-                      "cross_entropy_row_max: tensor 'row_max' is on cuda but 'logits' is on cpu"));
+                      "cross_entropy_row_max: tensor 'row_max' is on cuda:0 but 'logits' is on cpu"));
 }
 
 TEST_F(KernelOperands, CrossEntropyRowSums) {
   Tensor logits = f32({3, 5}), targets = int_tensor({0, 4, 2}), targets_dev = on_cuda({3}, DType::i32);
   Tensor row_max = f32({3}), sums = f32({3, 3}), sums64 = f64({3, 3});
   EXPECT_TRUE(rejects([&] { k::cross_entropy_row_sums(logits, 5, targets_dev, 0, row_max, sums); },
-                      "cross_entropy_row_sums: tensor 'targets' is on cuda but 'logits' is on cpu"));
+                      "cross_entropy_row_sums: tensor 'targets' is on cuda:0 but 'logits' is on cpu"));
   EXPECT_TRUE(rejects([&] { k::cross_entropy_row_sums(logits, 5, targets, 0, row_max, sums64); },
                       "cross_entropy_row_sums: tensor 'sums' is f64 but 'logits' is f32"));
 }
@@ -275,7 +275,7 @@ TEST_F(KernelOperands, CrossEntropyLossBackward) {
                       "cross_entropy_loss_backward: tensor 'targets' is f32, expected i32"));
   EXPECT_TRUE(rejects([&] { k::cross_entropy_loss_backward(logits, 5, targets, 0, row_max, sums, 0.1, 5, -1, 1.0,
                                                            row_loss_dev, dlogits); },
-                      "cross_entropy_loss_backward: tensor 'row_loss' is on cuda but 'logits' is on cpu"));
+                      "cross_entropy_loss_backward: tensor 'row_loss' is on cuda:0 but 'logits' is on cpu"));
 }
 
 TEST_F(KernelOperands, RowArgmax) {
@@ -284,7 +284,7 @@ TEST_F(KernelOperands, RowArgmax) {
   EXPECT_TRUE(rejects([&] { k::row_argmax(logits, 5, 0, max_value64, max_index); },
                       "row_argmax: tensor 'max_value' is f64 but 'logits' is f32"));
   EXPECT_TRUE(rejects([&] { k::row_argmax(logits, 5, 0, max_value, max_index_dev); },
-                      "row_argmax: tensor 'max_index' is on cuda but 'logits' is on cpu"));
+                      "row_argmax: tensor 'max_index' is on cuda:0 but 'logits' is on cpu"));
 }
 
 // ---- optimizer -------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ TEST_F(KernelOperands, AdamStep) {
   EXPECT_TRUE(rejects([&] { k::adam_step(param, f64({6}), m, v, 1e-3, 0.9, 0.98, 1e-9, 1, 1.0); },
                       "adam_step: tensor 'grad' is f64 but 'param' is f32"));
   EXPECT_TRUE(rejects([&] { k::adam_step(param, f32({6}), m, v_dev, 1e-3, 0.9, 0.98, 1e-9, 1, 1.0); },
-                      "adam_step: tensor 'v' is on cuda but 'param' is on cpu"));
+                      "adam_step: tensor 'v' is on cuda:0 but 'param' is on cpu"));
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// Training-loop properties on one process: determinism, the schedule, option validation.
+// Training-loop properties on one process: determinism (on every device), the schedule, option
+// validation, and a CUDA run that follows the CPU's loss curve.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -8,6 +9,7 @@
 #include <sstream>
 #include <cstring>
 #include <fstream>
+#include <numeric>
 
 #include "data/synthetic_task.h"
 #include "parallel/process_grid.h"
@@ -15,6 +17,7 @@
 #include "train/options.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
+#include "devices.h"
 #include "test_util.h"
 
 namespace tessera {
@@ -37,9 +40,10 @@ train::TrainOptions small_options(uint64_t seed) {
   return o;
 }
 
-std::vector<double> run_losses(const train::TrainOptions& o, int steps, DType dtype = DType::f32) {
+std::vector<double> run_losses(const train::TrainOptions& o, int steps, DType dtype = DType::f32,
+                               Device device = Device::cpu) {
   parallel::ProcessGrid grid = parallel::ProcessGrid::single();
-  train::Trainer trainer(o, grid, dtype);
+  train::Trainer trainer(o, grid, dtype, device);
   data::SyntheticTask task;
   task.vocab_size = o.model.vocab_size;
   task.seed = o.seed;
@@ -48,21 +52,29 @@ std::vector<double> run_losses(const train::TrainOptions& o, int steps, DType dt
   return losses;
 }
 
-// Same binary, same machine, same seed: the same run, bit for bit (f32, the training dtype).
-TEST(Training, SameSeedGivesBitIdenticalLossesFor50Steps) {
+// The training-loop tests below run on every device (a /cpu and a /cuda instance, devices.h).
+class Training : public testing::DeviceTest {};
+INSTANTIATE_DEVICE_TEST_SUITE(Training);
+
+// Same binary, same machine, same device, same seed: the same run, bit for bit (f32, the training
+// dtype). On a GPU this holds because no kernel sums in an order that depends on scheduling.
+TEST_P(Training, SameSeedGivesBitIdenticalLossesFor50Steps) {
   const uint64_t seed = testing::rng()();
-  const auto a = run_losses(small_options(seed), 50), b = run_losses(small_options(seed), 50);
+  const auto a = run_losses(small_options(seed), 50, DType::f32, device());
+  const auto b = run_losses(small_options(seed), 50, DType::f32, device());
   for (int i = 0; i < 50; ++i) ASSERT_EQ(a[i], b[i]) << "step " << i + 1;
-  const auto c = run_losses(small_options(seed + 1), 5);
+  const auto c = run_losses(small_options(seed + 1), 5, DType::f32, device());
   EXPECT_NE(a[0], c[0]);  // another seed is another run
 }
 
 // It learns: the mean loss of steps 41-50 is below that of steps 1-10 (still in warm-up, so by a
 // few percent). Measured (f32, TESSERA_TEST_SEED 1-5, OPENBLAS_CORETYPE = SkylakeX, Haswell,
 // Sandybridge, Nehalem): the ratio is 0.934 .. 0.957, and for one seed the kernels move it by at
-// most 0.004; the assertion (below 0.98) leaves five times the whole measured spread.
-TEST(Training, LossFallsOverTheFirst50Steps) {
-  const auto losses = run_losses(small_options(testing::rng()() % 5 + 1), 50);
+// most 0.004; the assertion (below 0.98) leaves five times the whole measured spread. On CUDA the
+// run differs from the CPU's only by f32 rounding and summation order (CudaTrainingFollowsTheCpuLossCurve
+// bounds that at 3% of the late loss); the ratio there is not yet measured.
+TEST_P(Training, LossFallsOverTheFirst50Steps) {
+  const auto losses = run_losses(small_options(testing::rng()() % 5 + 1), 50, DType::f32, device());
   double first = 0, last = 0;
   for (int i = 0; i < 10; ++i) first += losses[i], last += losses[40 + i];
   std::printf("mean loss steps 1-10 %.4f, steps 41-50 %.4f, ratio %.4f\n", first / 10, last / 10, last / first);
@@ -72,12 +84,12 @@ TEST(Training, LossFallsOverTheFirst50Steps) {
 // Accumulating 4 micro-batches is the same step as one big batch: the same sums in another order.
 // In f64 the order changes only the last bits (~1e-15 relative per step), so after 3 steps the
 // two runs agree to 1e-9 on any CPU; in f32 they would drift by rounding, not by mistake.
-TEST(Training, AccumulationMatchesOneBigBatch) {
+TEST_P(Training, AccumulationMatchesOneBigBatch) {
   train::TrainOptions o = small_options(testing::rng()());
   parallel::ProcessGrid g1 = parallel::ProcessGrid::single(), g2 = parallel::ProcessGrid::single();
-  train::Trainer whole(o, g1, DType::f64);
+  train::Trainer whole(o, g1, DType::f64, device());
   o.accumulate = 4;
-  train::Trainer parts(o, g2, DType::f64);
+  train::Trainer parts(o, g2, DType::f64, device());
   data::SyntheticTask task;
   task.vocab_size = o.model.vocab_size;
   for (int s = 0; s < 3; ++s) {
@@ -86,6 +98,30 @@ TEST(Training, AccumulationMatchesOneBigBatch) {
     EXPECT_NEAR(a.loss, b.loss, 1e-9 * std::abs(a.loss)) << "step " << s + 1;
     EXPECT_NEAR(a.grad_norm, b.grad_norm, 1e-9 * a.grad_norm) << "step " << s + 1;
   }
+}
+
+// The same f32 run (same seed, options and batches of the synthetic reverse task) on the CPU and
+// on CUDA: the same math, so only f32 rounding and summation order differ. Step 1 starts from the
+// same weights and dropout masks, so its loss agrees to 1e-4 relative; later the differences grow
+// with training, so steps 21-30 are compared by their mean, to 3% relative.
+TEST(Training, CudaTrainingFollowsTheCpuLossCurve) {
+  const std::string why = testing::device_unavailable_reason(Device::cuda(0));
+  if (!why.empty()) GTEST_SKIP() << "needs a GPU: " << why;
+  const train::TrainOptions o = small_options(testing::rng()());
+  const int steps = 30;
+  const auto cpu = run_losses(o, steps, DType::f32, Device::cpu);
+  const auto cuda = run_losses(o, steps, DType::f32, Device::cuda(0));
+  auto curves = [&] {
+    std::ostringstream out;
+    out.precision(9);
+    out << "step  cpu loss  cuda loss\n";
+    for (int i = 0; i < steps; ++i) out << i + 1 << "  " << cpu[i] << "  " << cuda[i] << "\n";
+    return out.str();
+  };
+  EXPECT_NEAR(cuda[0], cpu[0], 1e-4 * std::abs(cpu[0])) << "step 1\n" << curves();
+  const double cpu_late = std::accumulate(cpu.begin() + 20, cpu.end(), 0.0) / 10;
+  const double cuda_late = std::accumulate(cuda.begin() + 20, cuda.end(), 0.0) / 10;
+  EXPECT_NEAR(cuda_late, cpu_late, 0.03 * std::abs(cpu_late)) << "mean loss of steps 21-30\n" << curves();
 }
 
 TEST(Training, NoamScheduleWarmsUpThenDecays) {
@@ -149,7 +185,8 @@ train::TrainOptions parse_ok(std::vector<std::string> args) {
   for (auto& a : args) argv.push_back(a.data());
   const auto o = train::parse_train_options(static_cast<int>(argv.size()), argv.data(), false);
   EXPECT_TRUE(o.has_value());
-  return o.value_or(train::TrainOptions{});
+  if (!o) return {};
+  return *o;
 }
 
 std::string temp_file(const std::string& name, const std::string& text) {
