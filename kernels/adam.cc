@@ -1,3 +1,4 @@
+// Adam step: operand checks, then the fused update of kernels/cpu/adam_cpu.cc or kernels/cuda/adam.cu.
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/dispatch.h"
 

@@ -1,3 +1,5 @@
+// Vocabulary-parallel cross-entropy and row argmax: operand checks, then the CPU or CUDA kernels
+// (cpu/cross_entropy_cpu.cc, cuda/cross_entropy.cu), which share their per-row formulas (math.h).
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/dispatch.h"
 

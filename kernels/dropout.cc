@@ -1,3 +1,5 @@
+// Counter-based dropout: operand checks, then the CPU or CUDA kernel; both draw the mask from
+// dropout_keep's Philox counter (math.h), so the masks agree bit for bit.
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/dispatch.h"
 

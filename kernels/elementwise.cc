@@ -1,3 +1,5 @@
+// Elementwise ops, bias + activation and the attention head reshapes: operand checks, then the
+// CPU (cpu/elementwise_cpu.cc) or CUDA (cuda/elementwise.cu, cuda/activation.cu) kernels.
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/dispatch.h"
 

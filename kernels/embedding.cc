@@ -1,3 +1,5 @@
+// Vocabulary-parallel embedding lookup, its gradient and sinusoidal positions: operand checks,
+// then the CPU (cpu/embedding_cpu.cc) or CUDA (cuda/embedding.cu) kernels.
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/dispatch.h"
 

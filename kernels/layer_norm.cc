@@ -1,3 +1,5 @@
+// Layer norm forward and backward: operand checks, then the CPU (cpu/layer_norm_cpu.cc) or CUDA
+// (cuda/layer_norm.cu) kernels, which share the per-element formulas of math.h.
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/dispatch.h"
 

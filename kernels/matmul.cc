@@ -1,3 +1,4 @@
+// Matrix products: shape checks, then the BLAS (cpu/matmul_cpu.cc) or cuBLAS (cuda/matmul.cu).
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/dispatch.h"
 

@@ -1,6 +1,6 @@
 // Every op Tessera computes, declared once. Each op has shape checks and a dispatch in
-// kernels/<op>.cc, a CPU implementation in kernels/cpu/ (f32 and f64) and, where the CUDA backend
-// has it, a CUDA implementation in kernels/cuda/ (f32). Tensors are row-major and contiguous.
+// kernels/<op>.cc, a CPU implementation in kernels/cpu/ and a CUDA implementation in kernels/cuda/
+// (both f32 and f64), chosen by the device of the first operand. Tensors are row-major and contiguous.
 // Ops that write parameter gradients *add* into them, so micro-batches accumulate.
 #pragma once
 

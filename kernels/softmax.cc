@@ -1,3 +1,5 @@
+// Masked attention softmax forward and backward: operand checks, then the CPU (cpu/softmax_cpu.cc)
+// or CUDA (cuda/softmax.cu) kernels.
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/dispatch.h"
 

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/allocator.h"
+#include "kernels/math.h"
 
 namespace tessera {
 
@@ -81,20 +82,9 @@ void Tensor::copy_from(const Tensor& other) {
   allocator_for(via).copy(raw(), device(), other.raw(), other.device(), bytes());
 }
 
-uint16_t float_to_bf16(float x) {
-  uint32_t bits;
-  std::memcpy(&bits, &x, 4);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // NaN stays NaN
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
-float bf16_to_float(uint16_t x) {
-  uint32_t bits = static_cast<uint32_t>(x) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
+// The rounding lives in kernels/math.h, shared with the dtype conversion kernels of both backends.
+uint16_t float_to_bf16(float x) { return kernels::bf16_from_float(x); }
+float bf16_to_float(uint16_t x) { return kernels::float_from_bf16(x); }
 
 namespace {
 double load_as_double(const void* p, DType t, int64_t i) {
