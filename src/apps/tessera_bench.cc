@@ -1,7 +1,7 @@
 // tessera-bench: training throughput read against the limit of this machine (docs/performance.md).
 //
-// Without --overlap it prints, on one process:
-//   1. the OpenBLAS sgemm rate of square and transformer-shaped products: the machine's limit;
+// Without --overlap it prints, on one process (on the host, or with --device cuda on its GPU):
+//   1. the sgemm rate (OpenBLAS, or cuBLAS) of square and transformer-shaped products: the limit;
 //   2. for each --model-config (configs/*.cfg, switched to the synthetic reverse task so no data is
 //      needed): tokens/s of a full training step (forward + backward + Adam), the model FLOPs of
 //      the step (every matrix product, counted analytically) and the achieved share of the peak;
