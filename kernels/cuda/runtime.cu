@@ -127,6 +127,13 @@ class CudaAllocator final : public Allocator {
       CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
     }
   }
+  // One 2-D copy for all runs (cudaMemcpy2DAsync: width = row_bytes, height = rows).
+  void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t row_bytes,
+                 size_t rows) override {
+    if (row_bytes > 0 && rows > 0)
+      CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, rows, cudaMemcpyDeviceToDevice,
+                                   stream()));
+  }
 };
 
 std::string visible_devices_note() {

@@ -56,6 +56,11 @@ class CpuAllocator final : public Allocator {
   void copy(void* dst, Device, const void* src, Device, size_t bytes) override {
     std::memcpy(dst, src, bytes);
   }
+  void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t row_bytes,
+                 size_t rows) override {
+    for (size_t i = 0; i < rows; ++i)
+      std::memcpy(static_cast<char*>(dst) + i * dst_pitch, static_cast<const char*>(src) + i * src_pitch, row_bytes);
+  }
 
  private:
 #if defined(__SANITIZE_ADDRESS__)

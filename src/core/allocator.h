@@ -16,6 +16,9 @@ class Allocator {
   virtual void zero(void* ptr, size_t bytes) = 0;
   // Copies between this allocator's device and the host (or within the device).
   virtual void copy(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) = 0;
+  // `rows` runs of row_bytes within this device: run i from src + i * src_pitch to dst + i * dst_pitch.
+  virtual void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t row_bytes,
+                         size_t rows) = 0;
 };
 
 Allocator& cpu_allocator();

@@ -83,6 +83,18 @@ void Tensor::copy_from(const Tensor& other) {
 }
 
 // The rounding lives in kernels/math.h, shared with the dtype conversion kernels of both backends.
+void copy_strided(Tensor& dst, int64_t dst_stride, const Tensor& src, int64_t src_stride, int64_t run, int64_t rows) {
+  TESSERA_CHECK(dst.dtype() == src.dtype() && dst.device() == src.device(), "copy_strided: ", dtype_name(src.dtype()),
+                " on ", device_name(src.device()), " into ", dtype_name(dst.dtype()), " on ", device_name(dst.device()));
+  if (run == 0 || rows == 0) return;
+  TESSERA_CHECK(run > 0 && rows > 0 && run <= src_stride && run <= dst_stride &&
+                    (rows - 1) * src_stride + run <= src.numel() && (rows - 1) * dst_stride + run <= dst.numel(),
+                "copy_strided: ", rows, " runs of ", run, " elements at strides ", src_stride, " -> ", dst_stride,
+                " do not fit tensors of shapes ", shape_string(src.shape()), " -> ", shape_string(dst.shape()));
+  const size_t e = dtype_size(src.dtype());
+  allocator_for(src.device()).copy_rows(dst.raw(), dst_stride * e, src.raw(), src_stride * e, run * e, rows);
+}
+
 uint16_t float_to_bf16(float x) { return kernels::bf16_from_float(x); }
 float bf16_to_float(uint16_t x) { return kernels::float_from_bf16(x); }
 

@@ -79,6 +79,10 @@ class Tensor {
   DType dtype_ = DType::f32;
 };
 
+// Copies `rows` runs of `run` elements from src to dst (same dtype and device): run i starts at
+// element i * src_stride of src and i * dst_stride of dst. One call, whatever the number of runs.
+void copy_strided(Tensor& dst, int64_t dst_stride, const Tensor& src, int64_t src_stride, int64_t run, int64_t rows);
+
 // `t` itself when it already lives on `device`, else a copy there.
 inline Tensor on_device(const Tensor& t, Device device) { return t.device() == device ? t : t.to(device); }
 
