@@ -31,6 +31,14 @@ inline void check_min_ndim(const Tensor& t, int ndim, const char* op, const char
                 "-D, got shape ", shape_string(t.shape()));
 }
 
+// Rows of `t` seen as [rows, last dimension]: the product of all but its last dimension. (Not
+// numel / dim(-1), which divides by zero when the last dimension is empty.)
+inline int64_t rows_of(const Tensor& t) {
+  int64_t rows = 1;
+  for (int i = 0; i + 1 < t.ndim(); ++i) rows *= t.dim(i);
+  return rows;
+}
+
 // An operand as ops.h names it: floating (f32 or f64), index (i32), or optional (floating, may be undefined).
 struct Operand {
   enum Kind { floating, index, optional };

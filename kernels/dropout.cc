@@ -20,7 +20,7 @@ void dropout_forward(const DropoutSite& site, const Tensor& x, const Tensor& res
 #if defined(TESSERA_WITH_CUDA)
   if (x.device().is_cuda()) return cuda::dropout_forward(site, x, residual, y);
 #endif
-  const int64_t cols = x.dim(-1), rows = x.numel() / cols;
+  const int64_t cols = x.dim(-1), rows = rows_of(x);
   TESSERA_DISPATCH_FLOAT(x.dtype(), "dropout_forward",
                          cpu::dropout_forward(site, x.data<scalar_t>(),
                                               residual.defined() ? residual.data<scalar_t>() : nullptr,
@@ -35,7 +35,7 @@ void dropout_backward(const DropoutSite& site, const Tensor& dy, Tensor& dx) {
 #if defined(TESSERA_WITH_CUDA)
   if (dy.device().is_cuda()) return cuda::dropout_backward(site, dy, dx);
 #endif
-  const int64_t cols = dy.dim(-1), rows = dy.numel() / cols;
+  const int64_t cols = dy.dim(-1), rows = rows_of(dy);
   TESSERA_DISPATCH_FLOAT(dy.dtype(), "dropout_backward",
                          cpu::dropout_backward(site, dy.data<scalar_t>(), dx.data<scalar_t>(), rows, cols));
 }

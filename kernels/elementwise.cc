@@ -42,7 +42,7 @@ void add_bias(Tensor& x, const Tensor& bias) {
   if (x.device().is_cuda()) return cuda::add_bias(x, bias);
 #endif
   TESSERA_DISPATCH_FLOAT(x.dtype(), "add_bias",
-                         cpu::add_bias(x.data<scalar_t>(), bias.data<scalar_t>(), x.numel() / x.dim(-1), x.dim(-1)));
+                         cpu::add_bias(x.data<scalar_t>(), bias.data<scalar_t>(), rows_of(x), x.dim(-1)));
 }
 
 void bias_backward(const Tensor& dy, Tensor& dbias) {
@@ -53,7 +53,7 @@ void bias_backward(const Tensor& dy, Tensor& dbias) {
   if (dy.device().is_cuda()) return cuda::bias_backward(dy, dbias);
 #endif
   TESSERA_DISPATCH_FLOAT(dy.dtype(), "bias_backward",
-                         cpu::bias_backward(dy.data<scalar_t>(), dbias.data<scalar_t>(), dy.numel() / dy.dim(-1), dy.dim(-1)));
+                         cpu::bias_backward(dy.data<scalar_t>(), dbias.data<scalar_t>(), rows_of(dy), dy.dim(-1)));
 }
 
 void bias_activation_forward(Activation act, Tensor& pre, const Tensor& bias, Tensor& y) {
@@ -66,7 +66,7 @@ void bias_activation_forward(Activation act, Tensor& pre, const Tensor& bias, Te
 #endif
   TESSERA_DISPATCH_FLOAT(pre.dtype(), "bias_activation_forward",
                          cpu::bias_activation_forward(act, pre.data<scalar_t>(), bias.data<scalar_t>(),
-                                                      y.data<scalar_t>(), pre.numel() / pre.dim(-1), pre.dim(-1)));
+                                                      y.data<scalar_t>(), rows_of(pre), pre.dim(-1)));
 }
 
 void activation_backward(Activation act, const Tensor& pre, const Tensor& dy, Tensor& dpre) {

@@ -10,7 +10,7 @@ void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta
   check_operands("layer_norm_forward", {{x, "x"}, {gamma, "gamma"}, {beta, "beta"}, {y, "y"}, {mean, "mean"},
                                         {rstd, "rstd"}});
   check_min_ndim(x, 1, "layer_norm_forward", "x");
-  const int64_t cols = x.dim(-1), rows = x.numel() / cols;
+  const int64_t cols = x.dim(-1), rows = rows_of(x);
   check_shape(gamma, {cols}, "layer_norm_forward", "gamma");
   check_shape(beta, {cols}, "layer_norm_forward", "beta");
   check_shape(y, x.shape(), "layer_norm_forward", "y");
@@ -30,7 +30,7 @@ void layer_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mea
   check_operands("layer_norm_backward", {{x, "x"}, {gamma, "gamma"}, {mean, "mean"}, {rstd, "rstd"}, {dy, "dy"},
                                          {dx, "dx"}, {dgamma, "dgamma"}, {dbeta, "dbeta"}});
   check_min_ndim(x, 1, "layer_norm_backward", "x");
-  const int64_t cols = x.dim(-1), rows = x.numel() / cols;
+  const int64_t cols = x.dim(-1), rows = rows_of(x);
   check_shape(gamma, {cols}, "layer_norm_backward", "gamma");
   check_shape(dy, x.shape(), "layer_norm_backward", "dy");
   check_shape(dx, x.shape(), "layer_norm_backward", "dx");

@@ -14,16 +14,21 @@
 
 namespace tessera::kernels {
 
+// tanh evaluated in double on both backends. (An unqualified tanh(float) is ::tanh(double) under
+// g++ but tanhf under nvcc, so the two backends would compute different functions.)
+template <typename T>
+TESSERA_HD double tanh_in_double(T x) { return tanh(static_cast<double>(x)); }
+
 // GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 template <typename T>
 TESSERA_HD T gelu(T x) {
   const T k = T(0.7978845608028654), c = T(0.044715);
-  return T(0.5) * x * (T(1) + tanh(k * (x + c * x * x * x)));
+  return T(0.5) * x * (T(1) + tanh_in_double(k * (x + c * x * x * x)));
 }
 template <typename T>
 TESSERA_HD T gelu_grad(T x) {
   const T k = T(0.7978845608028654), c = T(0.044715);
-  const T t = tanh(k * (x + c * x * x * x));
+  const T t = static_cast<T>(tanh_in_double(k * (x + c * x * x * x)));
   return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * k * (T(1) + T(3) * c * x * x);
 }
 template <typename T>

@@ -34,7 +34,7 @@ void masked_softmax_backward(const Tensor& probs, const Tensor& dprobs, double s
   TESSERA_DISPATCH_FLOAT(probs.dtype(), "masked_softmax_backward",
                          cpu::masked_softmax_backward(probs.data<scalar_t>(), dprobs.data<scalar_t>(),
                                                       static_cast<scalar_t>(scale), dscores.data<scalar_t>(),
-                                                      probs.numel() / probs.dim(-1), probs.dim(-1)));
+                                                      rows_of(probs), probs.dim(-1)));
 }
 
 }  // namespace tessera::kernels

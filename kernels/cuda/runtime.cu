@@ -8,6 +8,7 @@
 #include <nvtx3/nvToolsExt.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -30,7 +31,7 @@ __global__ void image_probe_kernel() {}
 
 struct Runtime {
   std::mutex mutex;
-  bool selected = false;
+  std::atomic<bool> selected{false};  // set last, after stream and info; read without the mutex
   DeviceInfo info;
   cudaStream_t stream = nullptr;
   std::string unavailable;  // why selecting GPU 0 failed, once it was tried
@@ -141,12 +142,11 @@ std::string visible_devices_note() {
   return v == nullptr ? std::string(" (CUDA_VISIBLE_DEVICES is not set)") : " (CUDA_VISIBLE_DEVICES=" + std::string(v) + ")";
 }
 
+// The GPU of local rank `local_rank` among `local_ranks`: the one with its index among the visible
+// GPUs, or the only one when the launcher gave each rank its own (srun --gpus-per-task=1 and
+// CUDA_VISIBLE_DEVICES per rank leave every rank seeing one GPU, its own).
 DeviceInfo select_locked(Runtime& r, int local_rank, int local_ranks) {
-  if (r.selected) {
-    TESSERA_CHECK(r.info.ordinal == local_rank, "this process already uses GPU ", r.info.ordinal,
-                  "; it cannot switch to GPU ", local_rank, " (one GPU per rank)");
-    return r.info;
-  }
+  if (r.selected.load(std::memory_order_acquire)) return r.info;  // one GPU per process, chosen once
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
@@ -156,19 +156,19 @@ DeviceInfo select_locked(Runtime& r, int local_rank, int local_ranks) {
                  ". Is the NVIDIA driver loaded and a GPU allocated to this job?");
   }
   TESSERA_CHECK(count > 0, "--device cuda: no CUDA device is visible", visible_devices_note());
-  TESSERA_CHECK(local_ranks <= count, "--device cuda: this node runs ", local_ranks, " ranks but sees only ", count,
-                " GPU", count == 1 ? "" : "s", visible_devices_note(),
+  TESSERA_CHECK(count == 1 || local_ranks <= count, "--device cuda: this node runs ", local_ranks,
+                " ranks but sees only ", count, " GPUs", visible_devices_note(),
                 "; start at most one rank per GPU (mpirun --npernode ", count, ", or srun --gpus-per-task=1)");
-  TESSERA_CHECK(local_rank >= 0 && local_rank < count, "--device cuda: local rank ", local_rank, " has no GPU among ",
-                count);
-  CUDA_CHECK(cudaSetDevice(local_rank));
+  const int ordinal = count == 1 ? 0 : local_rank;
+  TESSERA_CHECK(ordinal >= 0 && ordinal < count, "--device cuda: local rank ", local_rank, " has no GPU among ", count);
+  CUDA_CHECK(cudaSetDevice(ordinal));
   cudaDeviceProp prop{};
-  CUDA_CHECK(cudaGetDeviceProperties(&prop, local_rank));
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal));
   cudaFuncAttributes attributes{};
   const cudaError_t image = cudaFuncGetAttributes(&attributes, image_probe_kernel);
   if (image != cudaSuccess) {
     (void)cudaGetLastError();
-    TESSERA_FAIL("--device cuda: GPU ", local_rank, " (", prop.name, ") has compute capability ", prop.major, ".",
+    TESSERA_FAIL("--device cuda: GPU ", ordinal, " (", prop.name, ") has compute capability ", prop.major, ".",
                  prop.minor, ", but this build holds code only for CUDA architectures ", TESSERA_CUDA_ARCHITECTURES,
                  " (", cudaGetErrorString(image), "); rebuild with -DCMAKE_CUDA_ARCHITECTURES=", prop.major,
                  prop.minor);
@@ -176,19 +176,20 @@ DeviceInfo select_locked(Runtime& r, int local_rank, int local_ranks) {
   CUDA_CHECK(cudaStreamCreateWithFlags(&r.stream, cudaStreamNonBlocking));
   // Keep freed blocks in the pool instead of returning them to the driver at each synchronisation.
   cudaMemPool_t pool = nullptr;
-  CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, local_rank));
+  CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, ordinal));
   uint64_t keep_all = UINT64_MAX;
   CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all));
 
-  r.info.ordinal = local_rank;
+  r.info.ordinal = ordinal;
   r.info.visible = count;
   r.info.name = prop.name;
   r.info.major = prop.major;
   r.info.minor = prop.minor;
   r.info.memory_bytes = prop.totalGlobalMem;
-  static CudaAllocator allocator;
-  register_cuda_allocator(&allocator, Device::cuda(local_rank));
-  r.selected = true;
+  // Never destroyed, like the CPU allocator: tensors may be freed after main returns.
+  static CudaAllocator* allocator = new CudaAllocator;
+  register_cuda_allocator(allocator, Device::cuda(ordinal));
+  r.selected.store(true, std::memory_order_release);
   return r.info;
 }
 
@@ -203,7 +204,7 @@ DeviceInfo select_device(int local_rank, int local_ranks) {
 bool device_available() {
   Runtime& r = runtime();
   std::lock_guard<std::mutex> lock(r.mutex);
-  if (r.selected) return true;
+  if (r.selected.load(std::memory_order_acquire)) return true;
   if (!r.tried) {
     r.tried = true;
     try {
@@ -212,7 +213,7 @@ bool device_available() {
       r.unavailable = e.what();
     }
   }
-  return r.selected;
+  return r.selected.load(std::memory_order_acquire);
 }
 
 std::string unavailable_reason() {
@@ -223,12 +224,12 @@ std::string unavailable_reason() {
 Device current_device() {
   Runtime& r = runtime();
   std::lock_guard<std::mutex> lock(r.mutex);
-  return Device::cuda(select_locked(r, r.selected ? r.info.ordinal : 0, 1).ordinal);
+  return Device::cuda(select_locked(r, 0, 1).ordinal);
 }
 
 cudaStream_t stream() {
   Runtime& r = runtime();
-  if (!r.selected) current_device();
+  if (!r.selected.load(std::memory_order_acquire)) current_device();
   return r.stream;
 }
 

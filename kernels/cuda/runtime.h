@@ -19,11 +19,12 @@ struct DeviceInfo {
   size_t memory_bytes = 0;
 };
 
-// Chooses GPU `local_rank` for a rank that is one of `local_ranks` on its node, creates the rank's
+// Chooses GPU `local_rank` for a rank that is one of `local_ranks` on its node (or the only visible
+// GPU, when the launcher gave each rank its own: srun --gpus-per-task=1), creates the rank's
 // stream, cuBLAS handle and memory pool, and registers the device allocator. Throws
 // tessera::Error, saying what to change, when no GPU is visible, when the node has more ranks than
-// visible GPUs, or when this build holds no code for the GPU's compute capability. Idempotent for
-// the same local rank.
+// visible GPUs, or when this build holds no code for the GPU's compute capability. A process uses
+// one GPU: once chosen, later calls return it.
 DeviceInfo select_device(int local_rank, int local_ranks);
 // The selected device; select_device(0, 1) on first use when nothing was selected (tests, tools).
 Device current_device();

@@ -321,6 +321,25 @@ TEST_P(Ops, RowTopkMatchesSortReference) {
 
 // ---- CUDA against the CPU, in f32 ------------------------------------------------------------
 
+// Rows whose last dimension is empty ([3, 0]): every row op returns without touching memory
+// (it used to divide the element count by the empty dimension and die of SIGFPE).
+TEST_P(Ops, EmptyLastDimensionIsANoOp) {
+  const Shape empty{3, 0};
+  auto zeros = [&](const Shape& shape) { return on_device(Tensor::zeros(shape, DType::f64)); };
+  Tensor x = zeros(empty), y = zeros(empty), bias = zeros({0}), mean = zeros({3}), rstd = zeros({3});
+  Tensor dx = zeros(empty), dgamma = zeros({0}), dbeta = zeros({0});
+  k::DropoutSite site;
+  site.p = 0.5f;
+  EXPECT_NO_THROW(k::add_bias(x, bias));
+  EXPECT_NO_THROW(k::bias_backward(x, bias));
+  EXPECT_NO_THROW(k::bias_activation_forward(k::Activation::relu, x, bias, y));
+  EXPECT_NO_THROW(k::dropout_forward(site, x, Tensor(), y));
+  EXPECT_NO_THROW(k::dropout_backward(site, x, dx));
+  EXPECT_NO_THROW(k::masked_softmax_backward(x, y, 1.0, dx));
+  EXPECT_NO_THROW(k::layer_norm_forward(x, bias, bias, 1e-5, y, mean, rstd));
+  EXPECT_NO_THROW(k::layer_norm_backward(x, bias, mean, rstd, y, dx, dgamma, dbeta));
+}
+
 // The ops training spends its time in, in f32 (as training runs them), on CUDA and on the CPU from
 // the same inputs. Both backends compute the same functions (kernels/math.h); they differ only in
 // the order of f32 sums and in the rounding of exp, log and division, which the tolerances allow.
