@@ -119,8 +119,9 @@ Tensor Transformer::teacher_forced_logits(const Tensor& src, const Tensor& src_l
   ctx.training = false;
   const int64_t b = tgt_in.dim(0), t = tgt_in.dim(1);
   const Device dev = store_.device();
-  const Tensor memory = encode(ctx, on_device(src, dev), on_device(src_lengths, dev));
-  const Tensor h = decode(ctx, on_device(tgt_in, dev), on_device(tgt_lengths, dev), memory, on_device(src_lengths, dev))
+  const Tensor src_lengths_on_dev = on_device(src_lengths, dev);  // read by the encoder and the decoder
+  const Tensor memory = encode(ctx, on_device(src, dev), src_lengths_on_dev);
+  const Tensor h = decode(ctx, on_device(tgt_in, dev), on_device(tgt_lengths, dev), memory, src_lengths_on_dev)
                        .reshape({b * t, cfg_.d_model});
   Tensor logits = Tensor::empty({b * t, embedding_.local_rows()}, store_.dtype(), dev);
   embedding_.project(h, logits);
