@@ -8,6 +8,13 @@
 // - Counts are in elements of the given DType, never in bytes.
 // - Every collective carries a deadline: a rank that waits past it prints which rank, which
 //   collective and which group, and aborts the whole job instead of hanging.
+// - In place follows NCCL's convention: all_gather is in place when send is this rank's block
+//   of recv (send == recv + rank * send_count), reduce_scatter when recv is this rank's block of
+//   send (recv == send + rank * recv_count).
+// - On device buffers (NCCL) collectives are stream-ordered and never block the host: a blocking
+//   call is enqueued on the rank's compute stream and returns; an async one runs on the
+//   communicator's side stream after the point of the compute stream where it was issued, and
+//   its wait() makes the compute stream wait for it. On host buffers (MPI) wait() blocks the host.
 #pragma once
 
 #include <cstddef>
@@ -24,6 +31,16 @@ namespace tessera::parallel {
 enum class ReduceOp { sum, avg, max };
 
 std::string_view reduce_op_name(ReduceOp op);
+
+// Where a collective on device buffers runs and what it waits for first; host buffers ignore it.
+// The members are a cudaStream_t and a cudaEvent_t, kept opaque so that this header needs no
+// CUDA. The defaults are the rules above: `stream` null means the compute stream for a blocking
+// call and the communicator's side stream for an async one; `after` null means an event the
+// communicator records on the compute stream when the call is issued.
+struct StreamOrder {
+  void* stream = nullptr;
+  void* after = nullptr;
+};
 
 // A collective in flight. wait() returns once this rank's part is complete and the buffers may
 // be read; it enforces the communicator's deadline. Destroying a handle without waiting is
@@ -47,12 +64,20 @@ class Communicator {
   virtual void all_reduce(void* buf, size_t count, DType dtype, ReduceOp op) = 0;
   // Starts the same all-reduce and returns at once; buf must stay alive until wait() returns.
   virtual std::unique_ptr<CollectiveHandle> all_reduce_async(void* buf, size_t count,
-                                                             DType dtype, ReduceOp op) = 0;
+                                                             DType dtype, ReduceOp op,
+                                                             StreamOrder order = {}) = 0;
   // recv holds size()*send_count elements, rank-major: rank r's send lands at r*send_count.
   virtual void all_gather(const void* send, void* recv, size_t send_count, DType dtype) = 0;
+  virtual std::unique_ptr<CollectiveHandle> all_gather_async(const void* send, void* recv,
+                                                             size_t send_count, DType dtype,
+                                                             StreamOrder order = {}) = 0;
   // send holds size()*recv_count elements; rank r receives the reduction of block r.
   virtual void reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype,
                               ReduceOp op) = 0;
+  virtual std::unique_ptr<CollectiveHandle> reduce_scatter_async(const void* send, void* recv,
+                                                                 size_t recv_count, DType dtype,
+                                                                 ReduceOp op,
+                                                                 StreamOrder order = {}) = 0;
   // Copies root's buf into every other rank's buf.
   virtual void broadcast(void* buf, size_t count, DType dtype, int root) = 0;
   virtual void barrier() = 0;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <thread>
 
@@ -273,7 +274,8 @@ void MpiCommunicator::abort_on_timeout(const Op& op) {
 }
 
 std::unique_ptr<CollectiveHandle> MpiCommunicator::all_reduce_async(void* buf, size_t count,
-                                                                    DType dtype, ReduceOp op) {
+                                                                    DType dtype, ReduceOp op,
+                                                                    StreamOrder) {
   std::string what = describe_collective("all_reduce", count, dtype, op);
   MPI_Datatype type = mpi_type(dtype, what);
   int n = mpi_count(count, what);
@@ -288,7 +290,9 @@ void MpiCommunicator::all_reduce(void* buf, size_t count, DType dtype, ReduceOp 
   all_reduce_async(buf, count, dtype, op)->wait();
 }
 
-void MpiCommunicator::all_gather(const void* send, void* recv, size_t send_count, DType dtype) {
+std::unique_ptr<CollectiveHandle> MpiCommunicator::all_gather_async(const void* send, void* recv,
+                                                                    size_t send_count, DType dtype,
+                                                                    StreamOrder) {
   std::string what = describe_collective("all_gather", send_count, dtype);
   MPI_Datatype type = mpi_copy_type(dtype, what);
   int n = mpi_count(send_count, what);
@@ -296,23 +300,41 @@ void MpiCommunicator::all_gather(const void* send, void* recv, size_t send_count
   // Sending from this rank's own slot of recv is MPI's in-place all-gather.
   const char* own_slot = static_cast<const char*>(recv) + rank_ * send_count * dtype_size(dtype);
   const void* source = send == own_slot ? MPI_IN_PLACE : send;
-  wait_for(*submit(what, [=, this] {
-    MPI_CHECK(MPI_Allgather(source, n, type, recv, n, type, comm_));
-  }));
+  auto queued = submit(what, [=, this] { MPI_CHECK(MPI_Allgather(source, n, type, recv, n, type, comm_)); });
+  return std::make_unique<Handle>(*this, std::move(queued));
 }
 
-void MpiCommunicator::reduce_scatter(const void* send, void* recv, size_t recv_count,
-                                     DType dtype, ReduceOp op) {
+void MpiCommunicator::all_gather(const void* send, void* recv, size_t send_count, DType dtype) {
+  all_gather_async(send, recv, send_count, dtype)->wait();
+}
+
+std::unique_ptr<CollectiveHandle> MpiCommunicator::reduce_scatter_async(const void* send, void* recv,
+                                                                        size_t recv_count, DType dtype,
+                                                                        ReduceOp op, StreamOrder) {
   std::string what = describe_collective("reduce_scatter", recv_count, dtype, op);
   MPI_Datatype type = mpi_type(dtype, what);
   int n = mpi_count(recv_count, what);
   mpi_count(recv_count * static_cast<size_t>(size_), what);
-  // send == recv means the input is in recv and the result replaces its first block.
-  const void* source = send == recv ? MPI_IN_PLACE : send;
-  wait_for(*submit(what, [=, this] {
-    MPI_CHECK(MPI_Reduce_scatter_block(source, recv, n, type, mpi_op(op), comm_));
+  // In place (recv is this rank's block of send): MPI's in-place form takes its input from the
+  // whole buffer and leaves the result in the first block, so the result moves to our block after.
+  const size_t block_bytes = recv_count * dtype_size(dtype);
+  char* whole = static_cast<char*>(const_cast<void*>(send));
+  const bool in_place = recv == whole + rank_ * block_bytes;
+  auto queued = submit(what, [=, this] {
+    if (in_place) {
+      MPI_CHECK(MPI_Reduce_scatter_block(MPI_IN_PLACE, whole, n, type, mpi_op(op), comm_));
+      if (rank_ != 0) std::memmove(recv, whole, block_bytes);
+    } else {
+      MPI_CHECK(MPI_Reduce_scatter_block(send, recv, n, type, mpi_op(op), comm_));
+    }
     if (op == ReduceOp::avg) divide_by(recv, recv_count, dtype, size_);
-  }));
+  });
+  return std::make_unique<Handle>(*this, std::move(queued));
+}
+
+void MpiCommunicator::reduce_scatter(const void* send, void* recv, size_t recv_count,
+                                     DType dtype, ReduceOp op) {
+  reduce_scatter_async(send, recv, recv_count, dtype, op)->wait();
 }
 
 void MpiCommunicator::broadcast(void* buf, size_t count, DType dtype, int root) {

@@ -52,11 +52,18 @@ class MpiCommunicator final : public Communicator {
   // Supports f32, f64 and i32; bf16 only in all_gather and broadcast, which just move bits
   // (reductions reject it: MPI has no bf16 arithmetic).
   void all_reduce(void* buf, size_t count, DType dtype, ReduceOp op) override;
+  // Async calls queue behind earlier collectives and move data while the caller computes; the
+  // StreamOrder is ignored (host buffers are ordered by the progress thread's queue).
   std::unique_ptr<CollectiveHandle> all_reduce_async(void* buf, size_t count, DType dtype,
-                                                     ReduceOp op) override;
+                                                     ReduceOp op, StreamOrder order = {}) override;
   void all_gather(const void* send, void* recv, size_t send_count, DType dtype) override;
+  std::unique_ptr<CollectiveHandle> all_gather_async(const void* send, void* recv, size_t send_count,
+                                                     DType dtype, StreamOrder order = {}) override;
   void reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype,
                       ReduceOp op) override;
+  std::unique_ptr<CollectiveHandle> reduce_scatter_async(const void* send, void* recv, size_t recv_count,
+                                                         DType dtype, ReduceOp op,
+                                                         StreamOrder order = {}) override;
   void broadcast(void* buf, size_t count, DType dtype, int root) override;
   void barrier() override;
 

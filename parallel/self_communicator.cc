@@ -24,7 +24,7 @@ SelfCommunicator::SelfCommunicator(std::string group_name) : group_name_(std::mo
 void SelfCommunicator::all_reduce(void*, size_t, DType, ReduceOp) {}
 
 std::unique_ptr<CollectiveHandle> SelfCommunicator::all_reduce_async(void*, size_t, DType,
-                                                                     ReduceOp) {
+                                                                     ReduceOp, StreamOrder) {
   return std::make_unique<DoneHandle>();
 }
 
@@ -32,9 +32,23 @@ void SelfCommunicator::all_gather(const void* send, void* recv, size_t send_coun
   copy_if_distinct(send, recv, send_count, dtype);
 }
 
+std::unique_ptr<CollectiveHandle> SelfCommunicator::all_gather_async(const void* send, void* recv,
+                                                                     size_t send_count, DType dtype,
+                                                                     StreamOrder) {
+  all_gather(send, recv, send_count, dtype);
+  return std::make_unique<DoneHandle>();
+}
+
 void SelfCommunicator::reduce_scatter(const void* send, void* recv, size_t recv_count,
                                       DType dtype, ReduceOp) {
   copy_if_distinct(send, recv, recv_count, dtype);
+}
+
+std::unique_ptr<CollectiveHandle> SelfCommunicator::reduce_scatter_async(const void* send, void* recv,
+                                                                         size_t recv_count, DType dtype,
+                                                                         ReduceOp op, StreamOrder) {
+  reduce_scatter(send, recv, recv_count, dtype, op);
+  return std::make_unique<DoneHandle>();
 }
 
 void SelfCommunicator::broadcast(void*, size_t, DType, int root) {

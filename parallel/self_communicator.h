@@ -25,11 +25,16 @@ class SelfCommunicator final : public Communicator {
   // Reducing over one rank is the identity (the average of one value is that value).
   void all_reduce(void* buf, size_t count, DType dtype, ReduceOp op) override;
   std::unique_ptr<CollectiveHandle> all_reduce_async(void* buf, size_t count, DType dtype,
-                                                     ReduceOp op) override;
-  // Gathering or scattering over one rank is a copy.
+                                                     ReduceOp op, StreamOrder order = {}) override;
+  // Gathering or scattering over one rank is a copy (host buffers only).
   void all_gather(const void* send, void* recv, size_t send_count, DType dtype) override;
+  std::unique_ptr<CollectiveHandle> all_gather_async(const void* send, void* recv, size_t send_count,
+                                                     DType dtype, StreamOrder order = {}) override;
   void reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype,
                       ReduceOp op) override;
+  std::unique_ptr<CollectiveHandle> reduce_scatter_async(const void* send, void* recv, size_t recv_count,
+                                                         DType dtype, ReduceOp op,
+                                                         StreamOrder order = {}) override;
   void broadcast(void* buf, size_t count, DType dtype, int root) override;
   void barrier() override {}
 

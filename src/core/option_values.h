@@ -32,10 +32,13 @@ inline std::string exact_text(T v) {
   }
 }
 
-// An option bound to `field` whose default is the field's current value, shown exactly.
+// An option bound to `field` whose default is the field's current value, shown exactly. A bool
+// given alone on the command line (--shard-optimizer) means true; --flag=false turns it off.
 template <typename T>
 inline boost::program_options::typed_value<T>* bound(T& field) {
-  return boost::program_options::value(&field)->default_value(field, exact_text(field));
+  auto* value = boost::program_options::value(&field)->default_value(field, exact_text(field));
+  if constexpr (std::is_same_v<T, bool>) value->implicit_value(true, "true");
+  return value;
 }
 
 // An unsigned 64-bit option (a seed) named `name`: digits only, 0 to 2^64 - 1.

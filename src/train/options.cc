@@ -77,6 +77,9 @@ std::vector<OptionGroup> option_groups(TrainOptions& o) {
       ("tensor-parallel", bound(o.tensor_parallel), "ranks per tensor-parallel group (split heads, FFN, vocabulary)")
       ("data-parallel", bound(o.data_parallel), "data-parallel replicas; tp * dp = MPI world size")
       ("bucket-mb", bound(o.bucket_mb), "gradient all-reduce bucket size in MiB")
+      ("precision", bound(o.precision), "fp32 | bf16: bf16 matrix-product inputs and activations, fp32 accumulation, master weights, moments and statistics")
+      ("shard-optimizer", bound(o.shard_optimizer), "ZeRO-1: shard Adam's moments across the data-parallel group (reduce-scatter gradients, all-gather parameters)")
+      ("allow-tp-across-nodes", bound(o.allow_tp_across_nodes), "allow a tensor-parallel group to span nodes (slow; for experiments)")
       ("collective-timeout", bound(o.collective_timeout), "seconds a collective may wait before the job aborts")
       ("threads", bound(o.threads), "threads per rank for BLAS and loops (0: cores / ranks on the node)")
       ("device", bound(o.device), "cpu | cuda: where each rank computes (cuda: one GPU per rank, by local rank on its node)")
@@ -150,6 +153,7 @@ void TrainOptions::validate() const {
   TESSERA_CHECK(collective_timeout > 0, "--collective-timeout: must be positive, got ", collective_timeout);
   TESSERA_CHECK(threads >= 0, "--threads: must not be negative, got ", threads);
   parallel::parse_device_kind(device);
+  TESSERA_CHECK(precision == "fp32" || precision == "bf16", "--precision: must be fp32 or bf16, got '", precision, "'");
   TESSERA_CHECK(save_every >= 0, "--save-every: must not be negative, got ", save_every);
   if (task == "corpus") {
     TESSERA_CHECK(!data_dir.empty(), "--data-dir: --task corpus needs the directory written by tessera-prep");

@@ -40,6 +40,9 @@ struct TrainOptions {
   // parallelism and runtime
   int tensor_parallel = 1, data_parallel = 1;
   double bucket_mb = 4;
+  std::string precision = "fp32";  // fp32 | bf16 (bf16 products and activations, fp32 master weights and statistics)
+  bool shard_optimizer = false;  // ZeRO-1: Adam moments sharded across the data-parallel group
+  bool allow_tp_across_nodes = false;  // experiments only: let a tensor-parallel group span nodes
   double collective_timeout = 300;
   int threads = 0;  // 0: cores on the node divided among its ranks
   std::string device = "cpu";    // cpu | cuda (one GPU per rank, chosen by local rank on the node)
