@@ -17,25 +17,43 @@ GemmDims gemm_dims(const char* op, const Shape& a, bool ta, const Shape& b, bool
                 ", expected ", m, "x", n);
   return {m, n, ka};
 }
+
+// The operand of a bf16 product: on a GPU a bf16 tensor that cuBLAS reads (tensor cores), on the
+// CPU an f32 copy holding the same bf16 values for the f32 BLAS. Either way the product sums the
+// same bf16 values in f32.
+Tensor bf16_operand(const Tensor& t, const char* op, const char* name) {
+  TESSERA_CHECK(t.dtype() == DType::f32, op, ": bf16 precision needs f32 operands, but '", name, "' is ",
+                dtype_name(t.dtype()));
+  if (t.device().is_cuda()) {
+    Tensor half = Tensor::empty(t.shape(), DType::bf16, t.device());
+    convert(t, half);
+    return half;
+  }
+  Tensor rounded = Tensor::empty(t.shape(), DType::f32, t.device());
+  cpu::round_to_bf16(t.data<float>(), rounded.data<float>(), t.numel());
+  return rounded;
+}
 }  // namespace
 
 void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, double alpha,
-            double beta) {
+            double beta, Precision precision) {
   check_operands("matmul", {{a, "a"}, {b, "b"}, {c, "c"}});
   check_ndim(a, 2, "matmul", "a");
   check_ndim(b, 2, "matmul", "b");
   check_ndim(c, 2, "matmul", "c");
   const GemmDims d = gemm_dims("matmul", a.shape(), trans_a, b.shape(), trans_b, c.shape());
+  const bool bf16 = precision == Precision::bf16;
+  const Tensor a_in = bf16 ? bf16_operand(a, "matmul", "a") : a, b_in = bf16 ? bf16_operand(b, "matmul", "b") : b;
 #if defined(TESSERA_WITH_CUDA)
-  if (a.device().is_cuda()) return cuda::matmul(a, trans_a, b, trans_b, c, alpha, beta);
+  if (a.device().is_cuda()) return cuda::matmul(a_in, trans_a, b_in, trans_b, c, alpha, beta);
 #endif
   TESSERA_DISPATCH_FLOAT(a.dtype(), "matmul",
-                         cpu::gemm<scalar_t>(trans_a, trans_b, d.m, d.n, d.k, alpha, a.data<scalar_t>(),
-                                             b.data<scalar_t>(), beta, c.data<scalar_t>()));
+                         cpu::gemm<scalar_t>(trans_a, trans_b, d.m, d.n, d.k, alpha, a_in.data<scalar_t>(),
+                                             b_in.data<scalar_t>(), beta, c.data<scalar_t>()));
 }
 
 void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
-                    double alpha, double beta) {
+                    double alpha, double beta, Precision precision) {
   check_operands("batched_matmul", {{a, "a"}, {b, "b"}, {c, "c"}});
   check_ndim(a, 3, "batched_matmul", "a");
   check_ndim(b, 3, "batched_matmul", "b");
@@ -43,12 +61,16 @@ void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b
   TESSERA_CHECK(a.dim(0) == b.dim(0) && a.dim(0) == c.dim(0), "batched_matmul: batch sizes differ (a ",
                 shape_string(a.shape()), ", b ", shape_string(b.shape()), ", c ", shape_string(c.shape()), ")");
   const GemmDims d = gemm_dims("batched_matmul", a.shape(), trans_a, b.shape(), trans_b, c.shape());
+  const bool bf16 = precision == Precision::bf16;
+  const Tensor a_in = bf16 ? bf16_operand(a, "batched_matmul", "a") : a;
+  const Tensor b_in = bf16 ? bf16_operand(b, "batched_matmul", "b") : b;
 #if defined(TESSERA_WITH_CUDA)
-  if (a.device().is_cuda()) return cuda::batched_matmul(a, trans_a, b, trans_b, c, alpha, beta);
+  if (a.device().is_cuda()) return cuda::batched_matmul(a_in, trans_a, b_in, trans_b, c, alpha, beta);
 #endif
   TESSERA_DISPATCH_FLOAT(a.dtype(), "batched_matmul",
                          cpu::batched_gemm<scalar_t>(trans_a, trans_b, a.dim(0), d.m, d.n, d.k, alpha,
-                                                     a.data<scalar_t>(), b.data<scalar_t>(), beta, c.data<scalar_t>()));
+                                                     a_in.data<scalar_t>(), b_in.data<scalar_t>(), beta,
+                                                     c.data<scalar_t>()));
 }
 
 }  // namespace tessera::kernels

@@ -17,12 +17,18 @@ void set_num_threads(int threads);
 int num_threads();
 
 // ---- matrix products -------------------------------------------------------------------------
+// The precision of a product's inputs. bf16 (mixed precision, f32 tensors only): both operands
+// are rounded to bf16 (round to nearest even) and the products are summed in f32 into an f32 c,
+// which is what a GPU's tensor cores do with bf16 inputs; the CPU rounds copies of the operands
+// and runs the f32 BLAS, so the CPU and the GPU round at the same points.
+enum class Precision : uint8_t { fp32, bf16 };
+
 // c = alpha * op(a) * op(b) + beta * c, where op(m) is m or its transpose. 2-D operands.
 void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
-            double alpha = 1.0, double beta = 0.0);
+            double alpha = 1.0, double beta = 0.0, Precision precision = Precision::fp32);
 // The same over dimension 0 of 3-D operands: c[i] = alpha * op(a[i]) op(b[i]) + beta * c[i].
 void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
-                    double alpha = 1.0, double beta = 0.0);
+                    double alpha = 1.0, double beta = 0.0, Precision precision = Precision::fp32);
 
 // ---- elementwise -----------------------------------------------------------------------------
 void add(const Tensor& a, const Tensor& b, Tensor& out);          // out = a + b

@@ -4,12 +4,13 @@
 
 namespace tessera::parallel {
 
-GradientBuckets::GradientBuckets(const model::ParameterStore& store, Communicator& dp, double bucket_mb)
-    : store_(store), dp_(dp) {
+GradientBuckets::GradientBuckets(const model::ParameterStore& store, Communicator& dp, double bucket_mb, Mode mode)
+    : store_(store), dp_(dp), mode_(mode) {
   TESSERA_CHECK(bucket_mb > 0, "--bucket-mb: must be positive, got ", bucket_mb);
   TESSERA_CHECK(store.finalized(), "gradient buckets need the parameter buffer allocated first");
   const int64_t min_bytes = static_cast<int64_t>(bucket_mb * 1024 * 1024);
   const int64_t elem = static_cast<int64_t>(dtype_size(store.dtype()));
+  const int dp_size = dp.size();
   bucket_of_param_.assign(store.size(), -1);
   int last = static_cast<int>(store.size()) - 1;
   int64_t bytes = 0;
@@ -19,13 +20,28 @@ GradientBuckets::GradientBuckets(const model::ParameterStore& store, Communicato
       const int64_t offset = store.info(p).offset;
       const int64_t end = store.info(last).offset + store.info(last).numel();
       for (int q = p; q <= last; ++q) bucket_of_param_[q] = static_cast<int>(buckets_.size());
-      buckets_.push_back({p, last, offset, end - offset});
+      const int64_t count = end - offset;
+      buckets_.push_back({p, last, offset, count, mode == Mode::shard ? count / dp_size : 0, dp_size});
       last = p - 1;
       bytes = 0;
     }
   }
   pending_params_.resize(buckets_.size());
   for (size_t b = 0; b < buckets_.size(); ++b) pending_params_[b] = buckets_[b].last_param - buckets_[b].first_param + 1;
+
+  if (mode == Mode::all_reduce) {
+    owned_.push_back({0, store.values().numel(), false});
+  } else {
+    for (const Bucket& b : buckets_) {
+      if (b.block > 0) owned_.push_back({b.offset + dp.rank() * b.block, b.block, false});
+      if (b.tail() > 0) owned_.push_back({b.offset + b.block * dp_size, b.tail(), true});
+    }
+  }
+  for (const Segment& s : owned_) owned_elements_ += s.count;
+}
+
+char* GradientBuckets::element(const Tensor& t, int64_t offset) {
+  return static_cast<char*>(t.raw()) + offset * static_cast<int64_t>(dtype_size(t.dtype()));
 }
 
 void GradientBuckets::grads_ready(int first, int last) {
@@ -34,12 +50,24 @@ void GradientBuckets::grads_ready(int first, int last) {
 }
 
 void GradientBuckets::launch_ready() {
-  while (next_launch_ < buckets_.size() && pending_params_[next_launch_] == 0) {
-    const Bucket& b = buckets_[next_launch_++];
-    char* base = static_cast<char*>(store_.grads().raw());
-    in_flight_.push_back(dp_.all_reduce_async(base + b.offset * dtype_size(store_.dtype()), b.count, store_.dtype(),
-                                              ReduceOp::sum));
+  while (next_launch_ < buckets_.size() && pending_params_[next_launch_] == 0) launch(buckets_[next_launch_++]);
+}
+
+void GradientBuckets::launch(const Bucket& b) {
+  const Tensor& grads = store_.grads();
+  const DType dtype = store_.dtype();
+  if (mode_ == Mode::all_reduce) {
+    in_flight_.push_back(dp_.all_reduce_async(element(grads, b.offset), b.count, dtype, ReduceOp::sum));
+    return;
   }
+  // In place: this rank's block of the bucket receives the sum of everyone's block.
+  if (b.block > 0)
+    in_flight_.push_back(dp_.reduce_scatter_async(element(grads, b.offset),
+                                                  element(grads, b.offset + dp_.rank() * b.block), b.block, dtype,
+                                                  ReduceOp::sum));
+  if (b.tail() > 0)
+    in_flight_.push_back(
+        dp_.all_reduce_async(element(grads, b.offset + b.block * b.dp_size), b.tail(), dtype, ReduceOp::sum));
 }
 
 void GradientBuckets::finish() {
@@ -49,6 +77,41 @@ void GradientBuckets::finish() {
   in_flight_.clear();
   next_launch_ = 0;
   for (size_t b = 0; b < buckets_.size(); ++b) pending_params_[b] = buckets_[b].last_param - buckets_[b].first_param + 1;
+}
+
+void GradientBuckets::gather_parameters(const Tensor& values) {
+  TESSERA_CHECK(mode_ == Mode::shard, "gather_parameters: the gradient buckets are not sharded (--shard-optimizer)");
+  std::vector<std::unique_ptr<CollectiveHandle>> gathers;
+  for (const Bucket& b : buckets_) {
+    if (b.block == 0) continue;
+    // In place: this rank's block is already where the gathered bucket wants it.
+    gathers.push_back(dp_.all_gather_async(element(values, b.offset + dp_.rank() * b.block),
+                                           element(values, b.offset), b.block, values.dtype()));
+  }
+  for (auto& h : gathers) h->wait();
+}
+
+Tensor GradientBuckets::gather_to_store_layout(const Tensor& packed) {
+  TESSERA_CHECK(packed.numel() == owned_elements_, "gather_to_store_layout: the packed tensor has ", packed.numel(),
+                " elements, this rank owns ", owned_elements_);
+  Tensor full = Tensor::zeros(store_.values().shape(), packed.dtype(), packed.device());
+  int64_t at = 0;
+  for (const Segment& s : owned_) {
+    full.view(s.offset, {s.count}).copy_from(packed.view(at, {s.count}));
+    at += s.count;
+  }
+  if (mode_ == Mode::shard) gather_parameters(full);
+  return full;
+}
+
+Tensor GradientBuckets::pack_owned(const Tensor& store_layout) const {
+  Tensor packed = Tensor::empty({owned_elements_}, store_layout.dtype(), store_layout.device());
+  int64_t at = 0;
+  for (const Segment& s : owned_) {
+    packed.view(at, {s.count}).copy_from(store_layout.view(s.offset, {s.count}));
+    at += s.count;
+  }
+  return packed;
 }
 
 }  // namespace tessera::parallel

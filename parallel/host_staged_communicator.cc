@@ -40,6 +40,11 @@ class Staged {
   std::vector<char> host_;
 };
 
+class DoneHandle final : public CollectiveHandle {
+ public:
+  void wait() override {}
+};
+
 class StagedHandle final : public CollectiveHandle {
  public:
   StagedHandle(std::unique_ptr<Staged> staged, std::unique_ptr<CollectiveHandle> inner)
@@ -73,7 +78,7 @@ void HostStagedCommunicator::all_reduce(void* buf, size_t count, DType dtype, Re
 }
 
 std::unique_ptr<CollectiveHandle> HostStagedCommunicator::all_reduce_async(void* buf, size_t count, DType dtype,
-                                                                           ReduceOp op) {
+                                                                           ReduceOp op, StreamOrder) {
   auto b = std::make_unique<Staged>(buf, count * dtype_size(dtype), device_, true);
   auto inner = inner_->all_reduce_async(b->data(), count, dtype, op);
   return std::make_unique<StagedHandle>(std::move(b), std::move(inner));
@@ -92,6 +97,20 @@ void HostStagedCommunicator::reduce_scatter(const void* send, void* recv, size_t
   Staged s(const_cast<void*>(send), bytes * size(), device_, true), r(recv, bytes, device_, false);
   inner_->reduce_scatter(s.data(), r.data(), recv_count, dtype, op);
   r.write_back();
+}
+
+std::unique_ptr<CollectiveHandle> HostStagedCommunicator::all_gather_async(const void* send, void* recv,
+                                                                           size_t send_count, DType dtype,
+                                                                           StreamOrder) {
+  all_gather(send, recv, send_count, dtype);
+  return std::make_unique<DoneHandle>();
+}
+
+std::unique_ptr<CollectiveHandle> HostStagedCommunicator::reduce_scatter_async(const void* send, void* recv,
+                                                                               size_t recv_count, DType dtype,
+                                                                               ReduceOp op, StreamOrder) {
+  reduce_scatter(send, recv, recv_count, dtype, op);
+  return std::make_unique<DoneHandle>();
 }
 
 void HostStagedCommunicator::broadcast(void* buf, size_t count, DType dtype, int root) {

@@ -21,9 +21,15 @@ class HostStagedCommunicator final : public Communicator {
   const std::string& group_name() const override { return inner_->group_name(); }
 
   void all_reduce(void* buf, size_t count, DType dtype, ReduceOp op) override;
-  std::unique_ptr<CollectiveHandle> all_reduce_async(void* buf, size_t count, DType dtype, ReduceOp op) override;
+  std::unique_ptr<CollectiveHandle> all_reduce_async(void* buf, size_t count, DType dtype, ReduceOp op,
+                                                     StreamOrder order = {}) override;
   void all_gather(const void* send, void* recv, size_t send_count, DType dtype) override;
+  // The staged async gather and scatter run synchronously and return a finished handle.
+  std::unique_ptr<CollectiveHandle> all_gather_async(const void* send, void* recv, size_t send_count, DType dtype,
+                                                     StreamOrder order = {}) override;
   void reduce_scatter(const void* send, void* recv, size_t recv_count, DType dtype, ReduceOp op) override;
+  std::unique_ptr<CollectiveHandle> reduce_scatter_async(const void* send, void* recv, size_t recv_count,
+                                                         DType dtype, ReduceOp op, StreamOrder order = {}) override;
   void broadcast(void* buf, size_t count, DType dtype, int root) override;
   void barrier() override { inner_->barrier(); }
 

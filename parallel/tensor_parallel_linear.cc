@@ -20,15 +20,15 @@ ColumnParallelLinear::ColumnParallelLinear(model::ParameterStore& store, const s
 
 void ColumnParallelLinear::forward(const Tensor& x, Tensor& y, bool add_bias) {
   x_ = x;
-  kernels::matmul(x, false, store_.value(weight_), false, y);
+  kernels::matmul(x, false, store_.value(weight_), false, y, 1.0, 0.0, store_.precision());
   if (add_bias) kernels::add_bias(y, store_.value(bias_));
 }
 
 void ColumnParallelLinear::backward(const Tensor& dy, Tensor& dx, bool accumulate_dx) {
   Tensor dw = store_.grad(weight_), db = store_.grad(bias_);
-  kernels::matmul(x_, true, dy, false, dw, 1.0, 1.0);
+  kernels::matmul(x_, true, dy, false, dw, 1.0, 1.0, store_.precision());
   kernels::bias_backward(dy, db);
-  kernels::matmul(dy, false, store_.value(weight_), true, dx, 1.0, accumulate_dx ? 1.0 : 0.0);
+  kernels::matmul(dy, false, store_.value(weight_), true, dx, 1.0, accumulate_dx ? 1.0 : 0.0, store_.precision());
   x_ = Tensor();
 }
 
@@ -41,16 +41,16 @@ RowParallelLinear::RowParallelLinear(model::ParameterStore& store, const std::st
 
 void RowParallelLinear::forward(const Tensor& x, Tensor& y) {
   x_ = x;
-  kernels::matmul(x, false, store_.value(weight_), false, y);
+  kernels::matmul(x, false, store_.value(weight_), false, y, 1.0, 0.0, store_.precision());
   all_reduce_sum(tp_, y);
   kernels::add_bias(y, store_.value(bias_));
 }
 
 void RowParallelLinear::backward(const Tensor& dy, Tensor& dx) {
   Tensor dw = store_.grad(weight_), db = store_.grad(bias_);
-  kernels::matmul(x_, true, dy, false, dw, 1.0, 1.0);
+  kernels::matmul(x_, true, dy, false, dw, 1.0, 1.0, store_.precision());
   kernels::bias_backward(dy, db);
-  kernels::matmul(dy, false, store_.value(weight_), true, dx);
+  kernels::matmul(dy, false, store_.value(weight_), true, dx, 1.0, 0.0, store_.precision());
   x_ = Tensor();
 }
 

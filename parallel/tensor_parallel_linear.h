@@ -35,6 +35,8 @@ class ColumnParallelLinear {
   void backward(const Tensor& dy, Tensor& dx, bool accumulate_dx);
   // The bias slice, for callers that fuse the bias into the next op.
   Tensor bias() const { return store_.value(bias_); }
+  // The precision of this layer's products (the store's: fp32, or bf16 mixed precision).
+  kernels::Precision precision() const { return store_.precision(); }
 
  private:
   model::ParameterStore& store_;

@@ -36,13 +36,13 @@ void VocabParallelEmbedding::lookup_backward(const Tensor& ids, const Tensor& do
 }
 
 void VocabParallelEmbedding::project(const Tensor& h, Tensor& logits_r) {
-  kernels::matmul(h, false, store_.value(table_), true, logits_r);
+  kernels::matmul(h, false, store_.value(table_), true, logits_r, 1.0, 0.0, store_.precision());
 }
 
 void VocabParallelEmbedding::project_backward(const Tensor& h, const Tensor& dlogits_r, Tensor& dh) {
   Tensor grad = store_.grad(table_);
-  kernels::matmul(dlogits_r, true, h, false, grad, 1.0, 1.0);
-  kernels::matmul(dlogits_r, false, store_.value(table_), false, dh);
+  kernels::matmul(dlogits_r, true, h, false, grad, 1.0, 1.0, store_.precision());
+  kernels::matmul(dlogits_r, false, store_.value(table_), false, dh, 1.0, 0.0, store_.precision());
   all_reduce_sum(tp_, dh);
 }
 

@@ -10,6 +10,11 @@ void convert(const From* src, To* dst, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] = convert_element<To>(src[i]);
 }
 
+void round_to_bf16(const float* src, float* dst, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) dst[i] = float_from_bf16(bf16_from_float(src[i]));
+}
+
 #define INSTANTIATE_FROM(From)                                         \
   template void convert<float, From>(const From*, float*, int64_t);    \
   template void convert<double, From>(const From*, double*, int64_t);  \

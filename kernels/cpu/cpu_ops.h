@@ -30,6 +30,8 @@ template <typename T>
 void sum_squares_segments(const T* x, const int64_t* bounds, int64_t segments, double* out);
 // bf16 is uint16_t (its bits) here.
 template <typename To, typename From> void convert(const From* src, To* dst, int64_t n);
+// dst = src rounded to the nearest bf16 (ties to even), kept as f32: a mixed-precision operand.
+void round_to_bf16(const float* src, float* dst, int64_t n);
 template <typename T>
 void bias_activation_forward(Activation act, T* pre, const T* bias, T* y, int64_t rows, int64_t cols);
 template <typename T>

@@ -2,7 +2,10 @@
 // row-major m x n buffer read column-major is the n x m transpose, so we ask cuBLAS for
 //   C^T = op(B)^T op(A)^T
 // which it writes, column-major, into exactly the bytes of the row-major C = op(A) op(B).
-// f32 goes through cublasSgemm, f64 (the finite-difference gradient tests) through cublasDgemm.
+// f32 goes through cublasSgemm, f64 (the finite-difference gradient tests) through cublasDgemm,
+// and bf16 operands (mixed precision, kernels::Precision::bf16) through cublasGemmEx with an f32
+// output and CUBLAS_COMPUTE_32F: bf16 products summed in f32 on the tensor cores (the cuBLAS
+// documentation's cublasGemmEx table lists A/B CUDA_R_16BF with C CUDA_R_32F under COMPUTE_32F).
 #include <cublas_v2.h>
 
 #include <algorithm>
@@ -111,12 +114,32 @@ void batched_matmul_typed(const Gemm& g, int batch, const Tensor& a, const Tenso
                                     a.data<T>(), g.lda, stride_a, &tb, c.data<T>(), g.ldc, stride_c, batch));
 }
 
+// bf16 a and b, f32 c, f32 alpha and beta (the scale type of CUBLAS_COMPUTE_32F).
+void matmul_bf16(const Gemm& g, int batch, const Tensor& a, const Tensor& b, Tensor& c, double alpha, double beta) {
+  TESSERA_CHECK(b.dtype() == DType::bf16 && c.dtype() == DType::f32, "matmul: bf16 operands need a bf16 'b' and an "
+                "f32 'c', got ", dtype_name(b.dtype()), " and ", dtype_name(c.dtype()));
+  const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
+  if (batch == 0) {
+    CUBLAS_CHECK(cublasGemmEx(blas_handle(), g.op_b, g.op_a, g.n, g.m, g.k, &fa, b.raw(), CUDA_R_16BF, g.ldb, a.raw(),
+                              CUDA_R_16BF, g.lda, &fb, c.raw(), CUDA_R_32F, g.ldc, CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+    return;
+  }
+  const long long stride_a = static_cast<long long>(g.m) * g.k;
+  const long long stride_b = static_cast<long long>(g.k) * g.n;
+  const long long stride_c = static_cast<long long>(g.m) * g.n;
+  CUBLAS_CHECK(cublasGemmStridedBatchedEx(blas_handle(), g.op_b, g.op_a, g.n, g.m, g.k, &fa, b.raw(), CUDA_R_16BF,
+                                          g.ldb, stride_b, a.raw(), CUDA_R_16BF, g.lda, stride_a, &fb, c.raw(),
+                                          CUDA_R_32F, g.ldc, stride_c, batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 }  // namespace
 
 void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, double alpha,
             double beta) {
   const Gemm g = plan(a, trans_a, b, trans_b, "matmul");
   if (g.m == 0 || g.n == 0) return;
+  if (a.dtype() == DType::bf16) return matmul_bf16(g, 0, a, b, c, alpha, beta);
   TESSERA_DISPATCH_FLOAT(a.dtype(), "matmul", matmul_typed<scalar_t>(g, a, b, c, alpha, beta));
 }
 
@@ -125,6 +148,7 @@ void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b
   const Gemm g = plan(a, trans_a, b, trans_b, "batched_matmul");
   const int batch = as_int(a.dim(0), "batched_matmul");
   if (g.m == 0 || g.n == 0 || batch == 0) return;
+  if (a.dtype() == DType::bf16) return matmul_bf16(g, batch, a, b, c, alpha, beta);
   TESSERA_DISPATCH_FLOAT(a.dtype(), "batched_matmul", batched_matmul_typed<scalar_t>(g, batch, a, b, c, alpha, beta));
 }
 

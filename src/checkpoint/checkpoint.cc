@@ -56,12 +56,13 @@ std::vector<Key> keys_of(const std::string& name, bool with_adam) {
   return {{name, 0}, {"adam.m/" + name, 1}, {"adam.v/" + name, 2}};
 }
 
-// The local tensor behind a key. Adam hands out its moments only through non-const accessors;
-// saving only reads them.
-Tensor local_tensor(const model::ParameterStore& store, const train::Adam* adam, int id, int which) {
+// The local tensor behind a key: a parameter's value, or its slice of Adam's moments in the
+// store's layout (gathered from the data-parallel group when Adam is sharded: checkpoints do not
+// depend on --shard-optimizer).
+Tensor local_tensor(const model::ParameterStore& store, const train::Adam::Moments* moments, int id, int which) {
   const model::ParamInfo& p = store.info(id);
   if (which == 0) return store.value(id);
-  return (which == 1 ? adam->first_moment() : adam->second_moment()).view(p.offset, p.local_shape);
+  return (which == 1 ? moments->m : moments->v).view(p.offset, p.local_shape);
 }
 
 // Runs `work`, returning what it threw (or nothing).
@@ -86,7 +87,8 @@ void agree(parallel::Communicator& world, const std::exception_ptr& error, const
 
 // The tensors of this rank's shard, by key: its slice of every parameter (and moment), without
 // rows of vocabulary padding; replicated parameters only on tensor-parallel rank 0.
-std::vector<std::pair<std::string, Tensor>> shard_tensors(const model::ParameterStore& store, const train::Adam* adam,
+std::vector<std::pair<std::string, Tensor>> shard_tensors(const model::ParameterStore& store,
+                                                          const train::Adam::Moments* moments,
                                                           const parallel::ProcessGrid& grid) {
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (size_t id = 0; id < store.size(); ++id) {
@@ -94,8 +96,8 @@ std::vector<std::pair<std::string, Tensor>> shard_tensors(const model::Parameter
     if (p.partition.is_replicated() && grid.tp_rank() != 0) continue;  // tp rank 0 saves replicated ones
     const std::optional<Box> real = real_part(p, slice_box(p, p.partition.index));
     if (!real) continue;  // this rank's rows are all vocabulary padding
-    for (const Key& k : keys_of(p.name, adam != nullptr)) {
-      Tensor t = local_tensor(store, adam, static_cast<int>(id), k.which);
+    for (const Key& k : keys_of(p.name, moments != nullptr)) {
+      Tensor t = local_tensor(store, moments, static_cast<int>(id), k.which);
       if (!p.local_shape.empty() && real->extent[0] < p.local_shape[0]) t = t.rows(0, real->extent[0]);
       tensors.emplace_back(k.name, t);
     }
@@ -182,12 +184,23 @@ CheckpointInfo load_local(const fs::path& dir, model::ParameterStore& store, tra
     TESSERA_CHECK(key.starts_with("adam.") || store.find(key) >= 0, "checkpoint ", resolved, " holds tensor ", key,
                   " that the model does not have");
   std::map<std::string, SafetensorsFile> files;
+  // Moments load in the store's layout: straight into Adam's, or, sharded, into full-size
+  // temporaries of which Adam keeps its part.
+  std::optional<train::Adam::Moments> moments;
+  if (adam)
+    moments = adam->sharded() ? train::Adam::Moments{Tensor::zeros(store.values().shape(), store.dtype(), store.device()),
+                                                     Tensor::zeros(store.values().shape(), store.dtype(), store.device())}
+                              : adam->store_layout_moments();
   for (size_t id = 0; id < store.size(); ++id) {
     const model::ParamInfo& p = store.info(static_cast<int>(id));
     for (const Key& k : keys_of(p.name, adam != nullptr))
-      load_tensor(resolved, m, files, k.name, p, local_tensor(store, adam, static_cast<int>(id), k.which));
+      load_tensor(resolved, m, files, k.name, p,
+                  local_tensor(store, moments ? &*moments : nullptr, static_cast<int>(id), k.which));
   }
-  if (adam) adam->set_step(m.optimizer_step);
+  if (adam) {
+    adam->load_store_layout_moments(*moments);
+    adam->set_step(m.optimizer_step);
+  }
   return {resolved, m.step, m.config, m.sampler_state, m.tensor_parallel, m.data_parallel};
 }
 
@@ -227,8 +240,14 @@ fs::path save_checkpoint(const fs::path& root, const model::ParameterStore& stor
   //    tensors are checked before the directory is touched.
   std::vector<std::pair<std::string, Tensor>> shard;
   std::exception_ptr error;
+  // Sharded moments come together on every rank of the data-parallel group (a collective).
+  std::optional<train::Adam::Moments> moments;
+  error = attempt([&] {
+    if (adam) moments = adam->store_layout_moments();
+  });
+  agree(world, error, "gathering the optimizer state of checkpoint " + dir.string());
   if (grid.dp_rank() == 0) error = attempt([&] {
-    shard = shard_tensors(store, adam, grid);
+    shard = shard_tensors(store, moments ? &*moments : nullptr, grid);
     check_finite(dir, shard);
   });
   agree(world, error, "checking the tensors of checkpoint " + dir.string());

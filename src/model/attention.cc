@@ -84,11 +84,11 @@ Tensor MultiHeadAttention::attend(const Tensor& xq, const KVCache& cache, const 
   // The same softmax(Q K^T / sqrt(d_k) + mask) V as forward, over the cached keys and values.
   Tensor probs = Tensor::empty({b, local_heads_, sq, sk}, dt, dev);
   Tensor scores3 = probs.reshape({bh, sq, sk});
-  kernels::batched_matmul(qh.reshape({bh, sq, d_head_}), false, cache.k.reshape({bh, sk, d_head_}), true, scores3);
+  kernels::batched_matmul(qh.reshape({bh, sq, d_head_}), false, cache.k.reshape({bh, sk, d_head_}), true, scores3, 1.0, 0.0, q_.precision());
   kernels::masked_softmax_forward(probs, key_lengths, causal_, 1.0 / std::sqrt(static_cast<double>(d_head_)), probs);
   Tensor ctx_heads = Tensor::empty({b, local_heads_, sq, d_head_}, dt, dev);
   Tensor ctx3 = ctx_heads.reshape({bh, sq, d_head_});
-  kernels::batched_matmul(scores3, false, cache.v.reshape({bh, sk, d_head_}), false, ctx3);
+  kernels::batched_matmul(scores3, false, cache.v.reshape({bh, sk, d_head_}), false, ctx3, 1.0, 0.0, q_.precision());
   Tensor out = Tensor::empty({b * sq, d_model_}, dt, dev);
   out_.forward(from_heads(ctx_heads), out);
   return out.reshape({b, sq, d_model_});
@@ -107,7 +107,7 @@ Tensor MultiHeadAttention::forward(const StepContext& ctx, const Tensor& xq, con
   const int64_t bh = b * local_heads_;
   probs_ = Tensor::empty({b, local_heads_, sq, sk}, dt, dev);
   Tensor scores3 = probs_.reshape({bh, sq, sk});
-  kernels::batched_matmul(qh_.reshape({bh, sq, d_head_}), false, kh_.reshape({bh, sk, d_head_}), true, scores3);
+  kernels::batched_matmul(qh_.reshape({bh, sq, d_head_}), false, kh_.reshape({bh, sk, d_head_}), true, scores3, 1.0, 0.0, q_.precision());
   kernels::masked_softmax_forward(probs_, key_lengths, causal_, 1.0 / std::sqrt(static_cast<double>(d_head_)),
                                   probs_);
 
@@ -122,7 +122,7 @@ Tensor MultiHeadAttention::forward(const StepContext& ctx, const Tensor& xq, con
   }
   Tensor ctx_heads = Tensor::empty({b, local_heads_, sq, d_head_}, dt, dev);
   Tensor ctx3 = ctx_heads.reshape({bh, sq, d_head_});
-  kernels::batched_matmul(dropped.reshape({bh, sq, sk}), false, vh_.reshape({bh, sk, d_head_}), false, ctx3);
+  kernels::batched_matmul(dropped.reshape({bh, sq, sk}), false, vh_.reshape({bh, sk, d_head_}), false, ctx3, 1.0, 0.0, q_.precision());
 
   Tensor out = Tensor::empty({b * sq, d_model_}, dt, dev);
   out_.forward(from_heads(ctx_heads), out);
@@ -146,15 +146,15 @@ void MultiHeadAttention::backward(const Tensor& dout, Tensor& dxq_partial, Tenso
   // ctx = P V: dP = dctx V^T, dV = P^T dctx.
   Tensor dprobs = Tensor::empty(probs_.shape(), dt, dev), dvh = Tensor::empty(vh_.shape(), dt, dev);
   Tensor dprobs3 = dprobs.reshape({bh, sq, sk}), dvh3 = dvh.reshape({bh, sk, d_head_});
-  kernels::batched_matmul(dctx_heads.reshape({bh, sq, d_head_}), false, vh_.reshape({bh, sk, d_head_}), true, dprobs3);
-  kernels::batched_matmul(dropped.reshape({bh, sq, sk}), true, dctx_heads.reshape({bh, sq, d_head_}), false, dvh3);
+  kernels::batched_matmul(dctx_heads.reshape({bh, sq, d_head_}), false, vh_.reshape({bh, sk, d_head_}), true, dprobs3, 1.0, 0.0, q_.precision());
+  kernels::batched_matmul(dropped.reshape({bh, sq, sk}), true, dctx_heads.reshape({bh, sq, d_head_}), false, dvh3, 1.0, 0.0, q_.precision());
   if (site_.p > 0) kernels::dropout_backward(site_, dprobs, dprobs);
   kernels::masked_softmax_backward(probs_, dprobs, 1.0 / std::sqrt(static_cast<double>(d_head_)), dprobs);
   // scores = Q K^T: dQ = dS K, dK = dS^T Q.
   Tensor dqh = Tensor::empty(qh_.shape(), dt, dev), dkh = Tensor::empty(kh_.shape(), dt, dev);
   Tensor dqh3 = dqh.reshape({bh, sq, d_head_}), dkh3 = dkh.reshape({bh, sk, d_head_});
-  kernels::batched_matmul(dprobs3, false, kh_.reshape({bh, sk, d_head_}), false, dqh3);
-  kernels::batched_matmul(dprobs3, true, qh_.reshape({bh, sq, d_head_}), false, dkh3);
+  kernels::batched_matmul(dprobs3, false, kh_.reshape({bh, sk, d_head_}), false, dqh3, 1.0, 0.0, q_.precision());
+  kernels::batched_matmul(dprobs3, true, qh_.reshape({bh, sq, d_head_}), false, dkh3, 1.0, 0.0, q_.precision());
 
   dxq_partial = Tensor::empty({b * sq, d_model_}, dt, dev);
   dxkv_partial = Tensor::empty({b * sk, d_model_}, dt, dev);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/ops.h"
 
 namespace tessera::model {
 
@@ -67,6 +68,12 @@ class ParameterStore {
   Device device() const { return values_.device(); }
   void zero_grads() { grads_.zero_(); }
 
+  // The precision of every matrix product that reads these parameters (and of the attention
+  // products between them): fp32, or bf16 mixed precision. The values, gradients and optimizer
+  // state stay in the store's dtype (the f32 master copy) either way.
+  kernels::Precision precision() const { return precision_; }
+  void set_precision(kernels::Precision p) { precision_ = p; }
+
   // Backward calls this once the gradients of parameters [first, last] are complete for the
   // step; data parallelism hooks in here to start bucket all-reduces.
   void grads_ready(int first, int last) const {
@@ -79,6 +86,7 @@ class ParameterStore {
   int64_t total_ = 0;
   Tensor values_, grads_;
   std::function<void(int, int)> on_grads_ready_;
+  kernels::Precision precision_ = kernels::Precision::fp32;
 };
 
 // The local shape of a global shape under a partition; throws naming the parameter when the split

@@ -21,10 +21,17 @@ Trainer::Trainer(const TrainOptions& options, parallel::ProcessGrid& grid, DType
                 options.tensor_parallel, " --data-parallel ", options.data_parallel);
   model_ = std::make_unique<model::Transformer>(options.model, store_, grid.tp());
   store_.finalize(dtype, options.seed, device);
-  adam_ = std::make_unique<Adam>(store_, AdamConfig{options.adam_beta1, options.adam_beta2, options.adam_eps});
+  store_.set_precision(options.precision == "bf16" ? kernels::Precision::bf16 : kernels::Precision::fp32);
+  const AdamConfig adam{options.adam_beta1, options.adam_beta2, options.adam_eps};
   if (grid.dp_size() > 1) {
-    buckets_ = std::make_unique<parallel::GradientBuckets>(store_, grid.dp(), options.bucket_mb);
+    const bool shard = options.shard_optimizer;
+    buckets_ = std::make_unique<parallel::GradientBuckets>(
+        store_, grid.dp(), options.bucket_mb,
+        shard ? parallel::GradientBuckets::Mode::shard : parallel::GradientBuckets::Mode::all_reduce);
     store_.set_grads_ready_hook([this](int first, int last) { buckets_->grads_ready(first, last); });
+    adam_ = shard ? std::make_unique<Adam>(store_, adam, *buckets_) : std::make_unique<Adam>(store_, adam);
+  } else {
+    adam_ = std::make_unique<Adam>(store_, adam);  // one replica: nothing to shard
   }
 }
 
@@ -61,7 +68,9 @@ StepStats Trainer::train_step(const std::vector<model::TokenPair>& global_batch)
   if (buckets_) buckets_->finish();
   if (grid_.dp_size() > 1) grid_.dp().all_reduce(totals, 3, DType::f64, parallel::ReduceOp::sum);
 
-  stats.grad_norm = global_grad_norm(store_, grid_.tp());
+  // With ZeRO-1 each rank holds the reduced gradient of its own segments only.
+  stats.grad_norm = adam_->sharded() ? global_grad_norm(store_, buckets_->owned(), grid_.tp(), grid_.dp())
+                                     : global_grad_norm(store_, grid_.tp());
   stats.loss = totals[0] / totals[1];
   const double clip = options_.clip_norm > 0 && stats.grad_norm > options_.clip_norm
                           ? options_.clip_norm / stats.grad_norm
@@ -81,6 +90,7 @@ StepStats Trainer::train_step(const std::vector<model::TokenPair>& global_batch)
                  "checkpoint");
   stats.lr = noam_learning_rate(stats.step, cfg.d_model, options_.warmup, options_.lr_factor);
   adam_->update(store_, stats.lr, clip);
+  if (adam_->sharded()) buckets_->gather_parameters(store_.values());
 
   stats.accuracy = totals[2] / totals[1];
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -5,7 +5,11 @@
 //      global batch); on the last micro-batch, gradient buckets start their data-parallel
 //      all-reduce as backward completes each layer;
 //   3. wait for the buckets, take the global gradient norm, stop (throw, nothing applied) if it or
-//      the loss is not finite, clip, and apply Adam with the paper's learning-rate schedule.
+//      the loss is not finite, clip, and apply Adam with the paper's learning-rate schedule; with
+//      --shard-optimizer (ZeRO-1) the buckets were reduce-scattered, each rank updates its shard
+//      and the parameters are all-gathered.
+// With --precision bf16 every matrix product rounds its operands to bf16 and sums in f32; the
+// parameters, gradients and moments stay f32 (the master copy).
 #pragma once
 
 #include <memory>
@@ -52,6 +56,8 @@ class Trainer {
   model::Transformer& model() { return *model_; }
   Adam& optimizer() { return *adam_; }
   const parallel::ProcessGrid& grid() const { return grid_; }
+  // The data-parallel gradient buckets (null with one replica).
+  const parallel::GradientBuckets* buckets() const { return buckets_.get(); }
 
  private:
   TrainOptions options_;
