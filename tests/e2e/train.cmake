@@ -2,8 +2,11 @@
 add_executable(train_reverse_test ${CMAKE_CURRENT_SOURCE_DIR}/train_reverse_test.cc)
 target_link_libraries(train_reverse_test PRIVATE tessera GTest::gtest GTest::gtest_main)
 target_compile_definitions(train_reverse_test PRIVATE TESSERA_CONFIG_DIR="${CMAKE_SOURCE_DIR}/configs")
-add_test(NAME train_reverse_tiny COMMAND train_reverse_test)
+add_test(NAME train_reverse_tiny COMMAND train_reverse_test --gtest_filter=-*Bf16*)
 set_tests_properties(train_reverse_tiny PROPERTIES TIMEOUT 900 LABELS e2e)
+# bf16 against fp32: two tiny runs (about 3.5 minutes on one core), alongside the one above.
+add_test(NAME train_reverse_tiny_bf16 COMMAND train_reverse_test --gtest_filter=*Bf16*)
+set_tests_properties(train_reverse_tiny_bf16 PROPERTIES TIMEOUT 1200 LABELS e2e)
 
 # A resumed run reproduces the uninterrupted one, bit for bit (tp=2 under mpirun).
 add_test(NAME train_resume_reproduces_uninterrupted
