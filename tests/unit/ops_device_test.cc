@@ -229,6 +229,64 @@ TEST_P(Ops, ConvertToBf16RoundsToNearestEven) {
 // Loss sum (in double), tokens and correct predictions over the rows whose target is not pad_id,
 // against a host loop. Pad rows carry a loss and sometimes predicted == target (= pad_id), so
 // counting them would show. Many rows, so the device reduction spans blocks; and all-pad rows.
+// bf16 products: both operands rounded to bf16, products summed in f32 into an f32 c. Checked
+// against the f64 product of the rounded operands (sums of exact bf16 x bf16 products, so only
+// the f32 summation rounds: 1e-5 of the sum of |terms|), for plain, transposed and batched
+// operands; and against the f32 product, which must differ (the rounding is really applied: the
+// largest difference measured is 6e-4 of the sum of |terms|, asserted above 1e-4).
+float round_to_bf16(float x) {
+  return float_from_bits(static_cast<uint32_t>(k::bf16_from_float(x)) << 16);
+}
+
+TEST_P(Ops, Bf16MatmulSumsRoundedOperandsInF32) {
+  const int64_t batch = 3, m = 37, n = 29, kk = 300;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      SCOPED_TRACE(std::string("trans_a ") + (ta ? "yes" : "no") + ", trans_b " + (tb ? "yes" : "no"));
+      const Tensor a = random_tensor(ta ? Shape{batch, kk, m} : Shape{batch, m, kk}, DType::f32);
+      const Tensor b = random_tensor(tb ? Shape{batch, n, kk} : Shape{batch, kk, n}, DType::f32);
+      Tensor c = on_device(Tensor::zeros({batch, m, n}, DType::f32)), c32 = on_device(Tensor::zeros({batch, m, n}, DType::f32));
+      k::batched_matmul(on_device(a), ta, on_device(b), tb, c, 1.0, 0.0, k::Precision::bf16);
+      k::batched_matmul(on_device(a), ta, on_device(b), tb, c32, 1.0, 0.0, k::Precision::fp32);
+      Tensor c2 = on_device(Tensor::zeros({m, n}, DType::f32));  // the 2-D product of batch entry 1
+      k::matmul(on_device(a).view(a.numel() / batch, {a.dim(1), a.dim(2)}), ta,
+                on_device(b).view(b.numel() / batch, {b.dim(1), b.dim(2)}), tb, c2, 1.0, 0.0, k::Precision::bf16);
+      const Tensor got = c.to(Device::cpu), got32 = c32.to(Device::cpu), got2 = c2.to(Device::cpu);
+      const float* pa = a.data<float>();
+      const float* pb = b.data<float>();
+      double max_change = 0;
+      for (int64_t i = 0; i < batch; ++i)
+        for (int64_t r = 0; r < m; ++r)
+          for (int64_t col = 0; col < n; ++col) {
+            double want = 0, size = 0;
+            for (int64_t x = 0; x < kk; ++x) {
+              const float av = pa[i * m * kk + (ta ? x * m + r : r * kk + x)];
+              const float bv = pb[i * kk * n + (tb ? col * kk + x : x * n + col)];
+              const double term = static_cast<double>(round_to_bf16(av)) * round_to_bf16(bv);
+              want += term;
+              size += std::abs(term);
+            }
+            const int64_t at = (i * m + r) * n + col;
+            ASSERT_NEAR(got.data<float>()[at], want, 1e-5 * size) << "batch " << i << " element " << r << "," << col;
+            if (i == 1) ASSERT_NEAR(got2.data<float>()[r * n + col], want, 1e-5 * size) << "2-D, element " << r << "," << col;
+            max_change = std::max(max_change, std::abs(got32.data<float>()[at] - want) / size);
+          }
+      EXPECT_GT(max_change, 1e-4) << "the bf16 product equals the f32 one: operands were not rounded";
+    }
+  }
+}
+
+TEST_P(Ops, Bf16MatmulRejectsDoubleOperands) {
+  Tensor a = on_device(Tensor::zeros({2, 2}, DType::f64)), c = on_device(Tensor::zeros({2, 2}, DType::f64));
+  try {
+    k::matmul(a, false, a, false, c, 1.0, 0.0, k::Precision::bf16);
+    ADD_FAILURE() << "a bf16 product of f64 operands did not throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bf16 precision needs f32 operands, but 'a' is f64"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_P(Ops, TokenStatsExcludePadRows) {
   const int32_t pad_id = 1;
   const int64_t n = 1031;
