@@ -8,7 +8,10 @@
 #      compared: step 1 within 1e-4 relative, the mean of steps 181-200 within 3% relative
 #      (the same math in f32; summation orders differ, so the curves drift apart slowly);
 #   6. tessera-bench --device cuda for small, base and big (tokens/s, model GFLOP/s, % of the
-#      measured cuBLAS sgemm peak).
+#      measured cuBLAS sgemm peak), and the bf16 training throughput (--precision bf16);
+#   7. with 2 or more GPUs, the multi-GPU part over NCCL: the layout tests at np 2, 4 and 8 (those
+#      with at most one rank per GPU) and tessera-bench-collectives --device cuda on every GPU
+#      (its #wrong must be 0); with one GPU it says it was skipped and why.
 # Then one summary (format in docs/architecture.md, "Checking on a GPU"): a line per stage
 # "gpu-check: <stage>: PASS|FAIL|SKIP <detail>" and a last line "gpu-check: RESULT ...".
 # Exit codes: 0 every stage passed; 1 a stage failed; 2 the build failed; 3 no GPU.
@@ -97,6 +100,41 @@ if "$BIN/tessera-bench" --device cuda --model-config "$ROOT/configs/small.cfg" "
   grep -E '^\| (small|base|big) ' "$OUT/bench.md" | sed 's/^/    /'
 else
   stage bench FAIL "($OUT/bench.log)"
+fi
+if "$BIN/tessera-bench" --device cuda --precision bf16 --no-breakdown >"$OUT/bench-bf16.md" 2>"$OUT/bench-bf16.log"; then
+  stage "bench bf16" PASS "($OUT/bench-bf16.md)"
+  grep -E '^\| ' "$OUT/bench-bf16.md" | grep -v -- '---' | sed 's/^/    /'
+else
+  stage "bench bf16" FAIL "($OUT/bench-bf16.log)"
+fi
+
+# 7. Several GPUs: NCCL under the layout tests and the collective benchmark, one rank per GPU.
+# GPUs this job may use: CUDA_VISIBLE_DEVICES when it is set, else every GPU nvidia-smi lists.
+if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then
+  gpus=$(echo "$CUDA_VISIBLE_DEVICES" | tr ',' '\n' | grep -c .)
+else
+  gpus=$(nvidia-smi --list-gpus 2>/dev/null | grep -c '^GPU' || true)
+fi
+gpus=${gpus:-0}
+MPIRUN=(mpirun --oversubscribe --bind-to none)
+if [ "$gpus" -lt 2 ]; then
+  stage multi-gpu SKIP "$gpus GPU(s) listed (CUDA_VISIBLE_DEVICES, else nvidia-smi --list-gpus): the NCCL layout tests and collective benchmark need 2 or more"
+else
+  for np in 2 4 8; do
+    [ "$np" -le "$gpus" ] || continue
+    log="$OUT/layout-nccl-np$np.log"
+    if TESSERA_LAYOUT_DEVICE=cuda "${MPIRUN[@]}" -np "$np" "$BIN/tests/mpi/layout_test" >"$log" 2>&1; then
+      stage "nccl layout np $np" PASS "($(grep -E '\[  PASSED  \]' "$log" | tail -1 | sed 's/.*\] *//'))"
+    else
+      stage "nccl layout np $np" FAIL "($log)"
+    fi
+  done
+  log="$OUT/collectives-np$gpus.txt"
+  if "${MPIRUN[@]}" -np "$gpus" "$BIN/tessera-bench-collectives" --device cuda >"$log" 2>&1; then
+    stage "nccl collectives np $gpus" PASS "($(grep -E '^# Avg bus bandwidth' "$log" | sed 's/^# //'); #wrong 0; $log)"
+  else
+    stage "nccl collectives np $gpus" FAIL "($(grep -E '^# #wrong' "$log" | sed 's/^# //'); $log)"
+  fi
 fi
 
 if [ "$failed" -eq 0 ]; then finish "every stage passed" 0; else finish "a stage failed" 1; fi

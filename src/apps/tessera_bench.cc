@@ -11,6 +11,10 @@
 // how much of the gradient all-reduce hides behind backward, for each --bucket-mb:
 //   a = step with bucketed, overlapped all-reduce; b = the same per-rank batch computed alone;
 //   c = the all-reduce of the whole gradient in the same buckets alone; hidden = (b + c - a) / c.
+// With --memory it times nothing: it prints the memory per GPU (train/memory_estimate.h) of each
+// --model-config (default base and big) at fp32 and bf16, with and without ZeRO-1, for the
+// --tensor-parallel x --data-parallel layout (default two 8-GPU nodes' worth: 1 x 8 and 8 x 1) and
+// --max-tokens padded tokens per GPU and micro-batch.
 #include <mpi.h>
 #include <sys/resource.h>
 
@@ -39,6 +43,7 @@
 #include "parallel/gradient_buckets.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
+#include "train/memory_estimate.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
 
@@ -57,8 +62,16 @@ struct BenchOptions {
   std::string overlap_config = "configs/small.cfg";
   std::vector<double> bucket_mb{1, 4, 16};
   std::string device = "cpu";
+  std::string precision = "fp32";  // of the timed steps and, on a GPU, of a second peak column
   bool device_info = false;
+  // --memory
+  bool memory = false;
+  std::vector<int> tensor_parallel{1, 8}, data_parallel{8, 1};  // layouts, pairwise
+  int64_t max_tokens = 4096;     // padded source + target tokens per GPU and micro-batch
+  int64_t memory_max_len = 100;  // --max-len of --memory: the longest sentence of the worst batch
 };
+
+kernels::Precision g_precision = kernels::Precision::fp32;
 
 // Where the products and steps run (--device); timings wait for the GPU to finish.
 Device g_device = Device::cpu;
@@ -76,17 +89,25 @@ bool parse(int argc, char** argv, BenchOptions& o) {
       ("threads", bound(o.threads), "threads per rank (0: cores / ranks on the node)")
       ("device", bound(o.device), "cpu | cuda: where the products and training steps run")
       ("device-info", "select --device, print what it is and exit (1, with the reason, when it is unusable)")
+      ("precision", bound(o.precision),
+       "fp32 | bf16: precision of the timed training steps (and, with --device cuda, a bf16 column in the sgemm table)")
       ("steps", bound(o.steps), "timed training steps per measurement")
       ("warmup-steps", bound(o.warmup_steps), "untimed steps first")
       ("batch-sentences", bound(o.batch_sentences),
        "sentences per (per-rank) batch")
       ("min-len", bound(o.min_len), "shortest synthetic sentence")
-      ("max-len", bound(o.max_len), "longest synthetic sentence")
+      ("max-len", po::value<int64_t>(),
+       "longest synthetic sentence (default 30); with --memory the longest sentence of the worst batch (default 100)")
       ("no-gemm", "skip the sgemm peak table")
       ("no-breakdown", "skip the time breakdown")
       ("overlap", "measure data-parallel overlap (run under mpirun -np 2)")
       ("overlap-config", bound(o.overlap_config), "model of --overlap")
-      ("bucket-mb", po::value(&o.bucket_mb)->multitoken(), "bucket sizes of --overlap (default: 1 4 16)");
+      ("bucket-mb", po::value(&o.bucket_mb)->multitoken(), "bucket sizes of --overlap (default: 1 4 16)")
+      ("memory", "print the memory per GPU of each --model-config (default base and big) and exit; times nothing")
+      ("tensor-parallel", po::value(&o.tensor_parallel)->multitoken(),
+       "--memory: tensor-parallel sizes, one table each, paired with --data-parallel (default: 1 8)")
+      ("data-parallel", po::value(&o.data_parallel)->multitoken(), "--memory: data-parallel sizes (default: 8 1)")
+      ("max-tokens", bound(o.max_tokens), "--memory: padded source + target tokens per GPU and micro-batch");
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
   po::notify(vm);
@@ -98,6 +119,18 @@ bool parse(int argc, char** argv, BenchOptions& o) {
   o.breakdown = !vm.count("no-breakdown");
   o.overlap = vm.count("overlap") > 0;
   o.device_info = vm.count("device-info") > 0;
+  o.memory = vm.count("memory") > 0;
+  if (vm.count("max-len")) (o.memory ? o.memory_max_len : o.max_len) = vm["max-len"].as<int64_t>();
+  if (o.memory && !vm.count("model-config")) o.configs = {"configs/base.cfg", "configs/big.cfg"};
+  TESSERA_CHECK(o.precision == "fp32" || o.precision == "bf16", "--precision: must be fp32 or bf16, got '",
+                o.precision, "'");
+  g_precision = o.precision == "bf16" ? kernels::Precision::bf16 : kernels::Precision::fp32;
+  TESSERA_CHECK(o.tensor_parallel.size() == o.data_parallel.size(), "--tensor-parallel and --data-parallel: give "
+                "as many sizes of one as of the other (they pair up into layouts)");
+  for (size_t i = 0; i < o.tensor_parallel.size(); ++i)
+    TESSERA_CHECK(o.tensor_parallel[i] >= 1 && o.data_parallel[i] >= 1, "--tensor-parallel / --data-parallel: "
+                  "sizes must be at least 1");
+  TESSERA_CHECK(o.max_tokens >= 1 && o.memory_max_len >= 1, "--max-tokens and --max-len must be at least 1");
   TESSERA_CHECK(o.steps >= 1 && o.warmup_steps >= 0, "--steps must be >= 1 and --warmup-steps >= 0");
   parallel::parse_device_kind(o.device);
   TESSERA_CHECK(!(o.overlap && o.device != "cpu"), "--overlap measures the MPI gradient buckets: use --device cpu");
@@ -148,7 +181,8 @@ train::TrainOptions load_config(const std::string& file, const BenchOptions& b, 
                                    "--min-len", std::to_string(b.min_len), "--max-len", std::to_string(b.max_len),
                                    "--batch-sentences", std::to_string(b.batch_sentences * dp),
                                    "--data-parallel", std::to_string(dp), "--tensor-parallel", "1",
-                                   "--accumulate", "1", "--bucket-mb", std::to_string(bucket_mb)};
+                                   "--accumulate", "1", "--bucket-mb", std::to_string(bucket_mb),
+                                   "--precision", b.precision};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   return *train::parse_train_options(static_cast<int>(argv.size()), argv.data(), false);
@@ -248,8 +282,8 @@ std::map<std::string, double> replay(const std::vector<Gemm>& gemms, int reps) {
       Tensor& b = g.tb ? buffer(1, g.batch, g.n, g.k) : buffer(1, g.batch, g.k, g.n);
       Tensor& c = buffer(2, g.batch, g.m, g.n);
       const double t = now_s();
-      if (g.batch == 1) kernels::matmul(a, g.ta, b, g.tb, c);
-      else kernels::batched_matmul(a, g.ta, b, g.tb, c);
+      if (g.batch == 1) kernels::matmul(a, g.ta, b, g.tb, c, 1.0, 0.0, g_precision);
+      else kernels::batched_matmul(a, g.ta, b, g.tb, c, 1.0, 0.0, g_precision);
       sync_device();
       run[g.group] += now_s() - t;
     }
@@ -263,15 +297,17 @@ std::map<std::string, double> replay(const std::vector<Gemm>& gemms, int reps) {
 
 // ---- 1. sgemm peak --------------------------------------------------------------------------
 
-double sgemm_gflops(int64_t m, int64_t n, int64_t k, bool tb) {
+// kernels::matmul at `precision`: with bf16 the rounding of both operands is part of the time.
+double sgemm_gflops(int64_t m, int64_t n, int64_t k, bool tb, kernels::Precision precision = kernels::Precision::fp32) {
   Tensor a = random_tensor({m, k}), b = tb ? random_tensor({n, k}) : random_tensor({k, n}), c = random_tensor({m, n});
-  kernels::matmul(a, false, b, tb, c);
+  kernels::matmul(a, false, b, tb, c, 1.0, 0.0, precision);
   const double flops = 2.0 * m * n * k;
   const int reps = std::clamp(static_cast<int>(3e10 / flops), 3, 50);
-  return flops / best_time(reps, [&] { kernels::matmul(a, false, b, tb, c); }) / 1e9;
+  return flops / best_time(reps, [&] { kernels::matmul(a, false, b, tb, c, 1.0, 0.0, precision); }) / 1e9;
 }
 
-// Prints the table for each thread count; returns the peak at `threads`.
+// Prints the table for each thread count (on a GPU with --precision bf16, also a bf16 column);
+// returns the peak of the timed steps' precision at `threads`.
 double gemm_peak_table(int threads) {
   struct Shape3 {
     const char* what;
@@ -286,14 +322,23 @@ double gemm_peak_table(int threads) {
       {"tokens x vocab x d (logits)", 1664, 8000, 512, true}};
   std::vector<int> counts = {1};
   if (threads > 1 && g_device.is_cpu()) counts.push_back(threads);
+  const bool bf16 = g_precision == kernels::Precision::bf16, bf16_column = bf16 && g_device.is_cuda();
   std::printf("\n## 1. %s sgemm (C = A B, row-major f32, best of several runs), GFLOP/s\n\n",
               g_device.is_cpu() ? "OpenBLAS" : "cuBLAS");
+  if (bf16_column)
+    std::printf("bf16: kernels::matmul(..., Precision::bf16), f32 operands converted to bf16 (the conversion is "
+                "timed) and products summed in f32 by cuBLAS.\n\n");
+  else if (bf16)
+    std::printf("bf16 on the CPU is emulated: kernels::matmul rounds copies of both operands to bf16 values and runs "
+                "the f32 BLAS, so there is no bf16 peak to show; the f32 peak is the limit of the bf16 steps too.\n\n");
   std::printf("| %-28s | %6s | %6s | %6s |", "shape", "M", "N", "K");
   for (int t : counts) std::printf(" %2d thread%s |", t, t == 1 ? " " : "s");
+  if (bf16_column) std::printf("    bf16    |");
   std::printf("\n|%s|--------|--------|--------|", std::string(30, '-').c_str());
-  for (size_t i = 0; i < counts.size(); ++i) std::printf("------------|");
+  for (size_t i = 0; i < counts.size() + (bf16_column ? 1 : 0); ++i) std::printf("------------|");
   std::printf("\n");
   std::vector<double> peak(counts.size(), 0);
+  double bf16_peak = 0;
   for (const auto& s : shapes) {
     std::printf("| %-28s | %6ld | %6ld | %6ld |", s.what, static_cast<long>(s.m), static_cast<long>(s.n),
                 static_cast<long>(s.k));
@@ -303,14 +348,20 @@ double gemm_peak_table(int threads) {
       peak[i] = std::max(peak[i], g);
       std::printf(" %10.1f |", g);
     }
+    if (bf16_column) {
+      const double g = sgemm_gflops(s.m, s.n, s.k, s.tb, kernels::Precision::bf16);
+      bf16_peak = std::max(bf16_peak, g);
+      std::printf(" %10.1f |", g);
+    }
     std::printf("\n");
   }
   kernels::set_num_threads(threads);
   std::printf("\npeak (best shape): ");
   for (size_t i = 0; i < counts.size(); ++i)
     std::printf("%s%.1f GFLOP/s at %d thread(s)", i ? ", " : "", peak[i], counts[i]);
+  if (bf16_column) std::printf("; bf16 peak %.1f GFLOP/s", bf16_peak);
   std::printf("\n");
-  return peak.back();
+  return bf16_column ? bf16_peak : peak.back();
 }
 
 // ---- 2. and 3. training step ----------------------------------------------------------------
@@ -350,9 +401,9 @@ StepTimes time_train_steps(train::Trainer& trainer, const data::SyntheticTask& t
 
 void step_tables(const BenchOptions& b, int threads, double peak) {
   std::printf("\n## 2. Training step (forward + backward + Adam), synthetic reverse task, %d sentences of %ld-%ld "
-              "tokens, %d thread(s), mean of %d steps after %d warm-up\n\n",
-              static_cast<int>(b.batch_sentences), static_cast<long>(b.min_len), static_cast<long>(b.max_len), threads,
-              b.steps, b.warmup_steps);
+              "tokens, --precision %s, %d thread(s), mean of %d steps after %d warm-up\n\n",
+              static_cast<int>(b.batch_sentences), static_cast<long>(b.min_len), static_cast<long>(b.max_len),
+              b.precision.c_str(), threads, b.steps, b.warmup_steps);
   std::printf("Rates use the best step (the least disturbed by other work on the machine); cpu share = CPU "
               "seconds / (wall seconds x threads) over the timed steps.\n\n");
   std::printf("| config | params | batch B x S / T | tokens (src+tgt) | step mean / best (s) | tokens/s | GFLOP/step "
@@ -506,12 +557,79 @@ void overlap_table(const BenchOptions& b, int threads) {
   }
 }
 
+// ---- 5. memory per GPU (--memory) ------------------------------------------------------------
+
+// The options of a corpus run of `file`'s model on a tp x dp layout with --max-tokens padded
+// tokens per GPU and micro-batch; throws when tp does not divide the heads or the FFN.
+train::TrainOptions memory_options(const std::string& file, const BenchOptions& b, int tp, int dp,
+                                   const std::string& precision, bool zero) {
+  train::TrainOptions o = load_config(file, b, 1, 4);
+  o.model.validate(tp);
+  o.task = "corpus";  // a --max-tokens budget of padded tokens, cut into dp slices
+  o.max_tokens = b.max_tokens * dp;
+  o.max_len = b.memory_max_len;
+  o.accumulate = 1;
+  o.tensor_parallel = tp;
+  o.data_parallel = dp;
+  o.precision = precision;
+  o.shard_optimizer = zero;
+  o.device = "cuda";  // the table is per GPU: bf16 operands of 2 B
+  return o;
+}
+
+// One table per layout: each config at fp32 and bf16, without and with ZeRO-1, from
+// train::estimate_rank_memory on the options a corpus run of that layout would have.
+void memory_tables(const BenchOptions& b) {
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  for (size_t i = 0; i < b.tensor_parallel.size(); ++i)  // every layout valid before anything is printed
+    for (const auto& file : b.configs) memory_options(file, b, b.tensor_parallel[i], b.data_parallel[i], "fp32", false);
+  std::printf("# tessera-bench --memory: memory per GPU of a training step, GiB (train/memory_estimate.h)\n\n");
+  std::printf("Parameters and gradients: fp32, this GPU's tensor-parallel shard. Adam moments: fp32 m and v, 1/dp of "
+              "them with ZeRO-1 (--shard-optimizer). bf16 copies: the bf16 operands of the largest matrix product, "
+              "converted for cuBLAS while it runs (--precision bf16). Activations: what forward keeps for backward "
+              "for one micro-batch, stored in fp32 at both precisions, plus the logits (their gradient in place) "
+              "and the output gradient. A lower bound: the CUDA caching allocator's slack, small tensors, "
+              "temporaries inside one sublayer, NCCL buffers and the CUDA context are not counted.\n");
+  for (size_t i = 0; i < b.tensor_parallel.size(); ++i) {
+    const int tp = b.tensor_parallel[i], dp = b.data_parallel[i];
+    auto options_for = [&](const std::string& file, const std::string& precision, bool zero) {
+      return memory_options(file, b, tp, dp, precision, zero);
+    };
+    const train::MicroBatchShape shape = train::largest_micro_batch(options_for(b.configs.front(), "fp32", false));
+    std::printf("\n## tp %d x dp %d (%d GPUs): %ld padded tokens per GPU and micro-batch, the worst batch: %.1f "
+                "sentences of %.0f source + %.0f target positions\n\n",
+                tp, dp, tp * dp, static_cast<long>(b.max_tokens), shape.sentences, shape.source_len, shape.target_len);
+    std::printf("| config | precision | ZeRO-1 | params | grads | Adam moments | bf16 copies | activations | total |\n");
+    std::printf("|--------|-----------|--------|-------:|------:|-------------:|------------:|------------:|------:|\n");
+    for (const auto& file : b.configs)
+      for (const char* precision : {"fp32", "bf16"})
+        for (const bool zero : {false, true}) {
+          const train::MemoryEstimate e = train::estimate_rank_memory(options_for(file, precision, zero));
+          std::printf("| %-6s | %-9s | %-6s | %6.2f | %5.2f | %12.2f | %11.2f | %11.2f | %5.2f |\n",
+                      config_name(file).c_str(), precision, zero ? "yes" : "no", e.parameters / kGiB,
+                      e.gradients / kGiB, e.moments / kGiB, e.bf16_operands / kGiB, e.activations / kGiB,
+                      e.total() / kGiB);
+        }
+    std::printf("\n");
+    for (size_t c = 0; c < b.configs.size(); ++c) {
+      const train::TrainOptions o = options_for(b.configs[c], "fp32", false);
+      std::printf("%s%s: %.1fM parameters, %.1fM on each GPU", c ? "; " : "", config_name(b.configs[c]).c_str(),
+                  o.model.parameter_count(tp) / 1e6, train::rank_parameter_count(o.model, tp) / 1e6);
+    }
+    std::printf(".\n");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     BenchOptions options;
     if (!parse(argc, argv, options)) return 0;
+    if (options.memory) {
+      memory_tables(options);
+      return 0;
+    }
     if (options.overlap) {
       return parallel::run_with_mpi("tessera-bench", &argc, &argv, [&] {
         const int threads = options.threads > 0 ? options.threads : 1;
@@ -530,7 +648,9 @@ int main(int argc, char** argv) {
     std::printf("# tessera-bench: device %s, %d thread(s), load average %s at start\n", device_name(g_device).c_str(),
                 threads, load_average().c_str());
     // Without the sgemm table, the peak is the best square product at this thread count.
-    const double peak = options.gemm ? gemm_peak_table(threads) : sgemm_gflops(2048, 2048, 2048, false);
+    const double peak = options.gemm ? gemm_peak_table(threads)
+                                     : sgemm_gflops(2048, 2048, 2048, false,
+                                                    g_device.is_cuda() ? g_precision : kernels::Precision::fp32);
     step_tables(options, threads, peak);
     std::printf("\nload average %s at the end\n", load_average().c_str());
   } catch (const std::exception& e) {

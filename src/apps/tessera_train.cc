@@ -109,11 +109,12 @@ class Validator {
 
 int run(const train::TrainOptions& o) {
   const Device device = parallel::select_compute_device(o.device);
-  parallel::ProcessGrid grid(o.tensor_parallel, o.data_parallel, o.collective_timeout, device);
+  parallel::ProcessGrid grid(o.tensor_parallel, o.data_parallel, o.collective_timeout, device, o.allow_tp_across_nodes);
   log_set_rank(grid.world_rank());
   kernels::set_num_threads(o.threads > 0 ? o.threads : kernels::default_threads_per_rank());
   TESSERA_LOG_INFO("world ", grid.world_size(), " = tp ", grid.tp_size(), " x dp ", grid.dp_size(), ", ",
-                   kernels::num_threads(), " threads per rank, device ", device_name(device));
+                   kernels::num_threads(), " threads per rank, device ", device_name(device), ", precision ", o.precision,
+                   o.shard_optimizer && o.data_parallel > 1 ? ", optimizer sharded over dp (ZeRO-1)" : "");
   const std::filesystem::path save_dir =
       !o.save_dir.empty() ? std::filesystem::path(o.save_dir)
                           : (o.out_dir.empty() ? std::filesystem::path() : std::filesystem::path(o.out_dir) / "checkpoints");

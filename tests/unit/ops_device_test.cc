@@ -268,7 +268,9 @@ TEST_P(Ops, Bf16MatmulSumsRoundedOperandsInF32) {
             }
             const int64_t at = (i * m + r) * n + col;
             ASSERT_NEAR(got.data<float>()[at], want, 1e-5 * size) << "batch " << i << " element " << r << "," << col;
-            if (i == 1) ASSERT_NEAR(got2.data<float>()[r * n + col], want, 1e-5 * size) << "2-D, element " << r << "," << col;
+            if (i == 1) {
+              ASSERT_NEAR(got2.data<float>()[r * n + col], want, 1e-5 * size) << "2-D, element " << r << "," << col;
+            }
             max_change = std::max(max_change, std::abs(got32.data<float>()[at] - want) / size);
           }
       EXPECT_GT(max_change, 1e-4) << "the bf16 product equals the f32 one: operands were not rounded";

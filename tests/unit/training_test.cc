@@ -213,6 +213,21 @@ TEST(Configuration, LaterConfigFilesOverrideEarlierOnesAndTheCommandLineOverride
   EXPECT_EQ(reversed.lr_factor, 0.5);
 }
 
+// The presets that train on a corpus keep sentences of ordinary length: base.cfg and big.cfg once
+// inherited the synthetic tasks' --max-len 12, and the batcher dropped every longer sentence.
+TEST(Configuration, CorpusPresetsKeepSentencesOfOrdinaryLength) {
+  for (const char* name : {"small", "base", "big"}) {
+    const std::string path = std::string(TESSERA_TEST_DATA_DIR) + "/../../configs/" + name + ".cfg";
+    std::ifstream in(path);
+    ASSERT_TRUE(in) << path;
+    std::stringstream text;
+    text << in.rdbuf();
+    const train::TrainOptions o = train::parse_config_text(text.str(), path);
+    ASSERT_EQ(o.task, "corpus") << path;
+    EXPECT_TRUE(o.max_len == 0 || o.max_len >= 100) << path << " drops sentences longer than --max-len " << o.max_len;
+  }
+}
+
 TEST(Configuration, ADirectoryIsNotAConfigFile) {
   const std::string dir = ::testing::TempDir() + "/a_config_dir";
   std::filesystem::create_directories(dir);
@@ -279,7 +294,7 @@ TEST(Configuration, AbsurdSizesFailFastNamingTheOptionAndTheMemory) {
   o.model.d_ff = 64000;
   const train::MemoryEstimate e = train::estimate_rank_memory(o);
   EXPECT_GT(e.parameters, 4.0 * 64 * 64000 * 2 * 12);  // both FFN matrices of 12 layers, f32
-  EXPECT_EQ(e.optimizer, 3 * e.parameters);
+  EXPECT_EQ(e.gradients + e.moments, 3 * e.parameters);  // f32 gradients and two moments
   EXPECT_NO_THROW(train::check_memory_fits(o, 2 * e.total()));
   try {
     train::check_memory_fits(o, e.total() / 2);
