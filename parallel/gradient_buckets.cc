@@ -1,13 +1,17 @@
 #include "parallel/gradient_buckets.h"
 
 #include "core/error.h"
+#include "kernels/ops.h"
 
 namespace tessera::parallel {
 
-GradientBuckets::GradientBuckets(const model::ParameterStore& store, Communicator& dp, double bucket_mb, Mode mode)
-    : store_(store), dp_(dp), mode_(mode) {
+GradientBuckets::GradientBuckets(const model::ParameterStore& store, Communicator& dp, double bucket_mb, Mode mode,
+                                 Wire wire)
+    : store_(store), dp_(dp), mode_(mode), wire_(wire) {
   TESSERA_CHECK(bucket_mb > 0, "--bucket-mb: must be positive, got ", bucket_mb);
   TESSERA_CHECK(store.finalized(), "gradient buckets need the parameter buffer allocated first");
+  TESSERA_CHECK(wire == Wire::native || store.dtype() == DType::f32, "--grad-reduce bf16: needs f32 gradients, got ",
+                dtype_name(store.dtype()));
   const int64_t min_bytes = static_cast<int64_t>(bucket_mb * 1024 * 1024);
   const int64_t elem = static_cast<int64_t>(dtype_size(store.dtype()));
   const int dp_size = dp.size();
@@ -54,6 +58,7 @@ void GradientBuckets::launch_ready() {
 }
 
 void GradientBuckets::launch(const Bucket& b) {
+  if (wire_ == Wire::bf16) return launch_bf16(b);
   const Tensor& grads = store_.grads();
   const DType dtype = store_.dtype();
   if (mode_ == Mode::all_reduce) {
@@ -70,11 +75,30 @@ void GradientBuckets::launch(const Bucket& b) {
         dp_.all_reduce_async(element(grads, b.offset + b.block * b.dp_size), b.tail(), dtype, ReduceOp::sum));
 }
 
+void GradientBuckets::launch_bf16(const Bucket& b) {
+  Tensor sent = Tensor::empty({b.count}, DType::bf16, store_.device());
+  kernels::convert(store_.grads().view(b.offset, {b.count}), sent);
+  Tensor gathered = Tensor::empty({dp_.size(), b.count}, DType::bf16, store_.device());
+  in_flight_.push_back(dp_.all_gather_async(sent.raw(), gathered.raw(), b.count, DType::bf16));
+  gathering_.push_back({static_cast<size_t>(&b - buckets_.data()), std::move(sent), std::move(gathered)});
+}
+
+void GradientBuckets::sum_gathered(const Bucket& b, const Tensor& gathered) {
+  // grad = g_0 + g_1 + ... in rank order, in f32: the same sum, bit for bit, on every rank.
+  Tensor rows = Tensor::empty(gathered.shape(), DType::f32, gathered.device());
+  kernels::convert(gathered, rows);
+  Tensor sum = store_.grads().view(b.offset, {b.count});
+  sum.copy_from(rows.view(0, {b.count}));
+  for (int r = 1; r < dp_.size(); ++r) kernels::axpy(1.0, rows.view(r * b.count, {b.count}), sum);
+}
+
 void GradientBuckets::finish() {
   for (size_t b = next_launch_; b < buckets_.size(); ++b) pending_params_[b] = 0;
   launch_ready();
   for (auto& h : in_flight_) h->wait();
   in_flight_.clear();
+  for (const Gathering& g : gathering_) sum_gathered(buckets_[g.bucket], g.gathered);
+  gathering_.clear();
   next_launch_ = 0;
   for (size_t b = 0; b < buckets_.size(); ++b) pending_params_[b] = buckets_[b].last_param - buckets_[b].first_param + 1;
 }

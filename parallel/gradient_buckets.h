@@ -18,6 +18,12 @@
 //   dp, a "tail") are all-reduced and updated identically by every rank, so a bucket never needs
 //   padding. After the update, gather_parameters() all-gathers the blocks so every rank again
 //   holds every parameter.
+//
+// And two wire formats: the gradient in its own dtype (f32), summed by the collective; or, with
+// --grad-reduce bf16, each rank's bucket rounded to bf16 (half the bytes), all-gathered, and summed
+// by every rank in f32 in rank order, so the sum accumulates in f32 and every rank gets the same
+// bits. The all-gather moves the whole bucket to every rank, so in shard mode every rank sums the
+// whole bucket too; the owned segments are a part of it.
 #pragma once
 
 #include <memory>
@@ -31,9 +37,10 @@ namespace tessera::parallel {
 class GradientBuckets {
  public:
   enum class Mode { all_reduce, shard };
+  enum class Wire { native, bf16 };
 
   GradientBuckets(const model::ParameterStore& store, Communicator& dp, double bucket_mb,
-                  Mode mode = Mode::all_reduce);
+                  Mode mode = Mode::all_reduce, Wire wire = Wire::native);
 
   struct Bucket {
     int first_param, last_param;  // inclusive, in the store's order
@@ -76,12 +83,16 @@ class GradientBuckets {
  private:
   void launch_ready();
   void launch(const Bucket& b);
+  // Wire::bf16: the bucket rounded to bf16 and all-gathered; sum_gathered() adds it up after.
+  void launch_bf16(const Bucket& b);
+  void sum_gathered(const Bucket& b, const Tensor& gathered);
   // The element at `offset` of the flat buffer `t`.
   static char* element(const Tensor& t, int64_t offset);
 
   const model::ParameterStore& store_;
   Communicator& dp_;
   Mode mode_;
+  Wire wire_;
   std::vector<Bucket> buckets_;        // in launch (backward) order
   std::vector<Segment> owned_;
   int64_t owned_elements_ = 0;
@@ -89,6 +100,12 @@ class GradientBuckets {
   std::vector<int> pending_params_;    // per bucket: parameters not yet final this step
   size_t next_launch_ = 0;
   std::vector<std::unique_ptr<CollectiveHandle>> in_flight_;
+  // Wire::bf16, per launched bucket: its index, the bf16 copy sent and the dp copies gathered.
+  struct Gathering {
+    size_t bucket;
+    Tensor sent, gathered;
+  };
+  std::vector<Gathering> gathering_;
 };
 
 }  // namespace tessera::parallel

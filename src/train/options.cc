@@ -78,6 +78,7 @@ std::vector<OptionGroup> option_groups(TrainOptions& o) {
       ("data-parallel", bound(o.data_parallel), "data-parallel replicas; tp * dp = MPI world size")
       ("bucket-mb", bound(o.bucket_mb), "gradient all-reduce bucket size in MiB")
       ("precision", bound(o.precision), "fp32 | bf16: bf16 matrix-product inputs and activations, fp32 accumulation, master weights, moments and statistics")
+      ("grad-reduce", bound(o.grad_reduce), "fp32 | bf16: data-parallel gradients travel as f32 and are summed by the collective, or as bf16 (half the bytes), all-gathered and summed in f32")
       ("shard-optimizer", bound(o.shard_optimizer), "ZeRO-1: shard Adam's moments across the data-parallel group (reduce-scatter gradients, all-gather parameters)")
       ("allow-tp-across-nodes", bound(o.allow_tp_across_nodes), "allow a tensor-parallel group to span nodes (slow; for experiments)")
       ("collective-timeout", bound(o.collective_timeout), "seconds a collective may wait before the job aborts")
@@ -154,6 +155,8 @@ void TrainOptions::validate() const {
   TESSERA_CHECK(threads >= 0, "--threads: must not be negative, got ", threads);
   parallel::parse_device_kind(device);
   TESSERA_CHECK(precision == "fp32" || precision == "bf16", "--precision: must be fp32 or bf16, got '", precision, "'");
+  TESSERA_CHECK(grad_reduce == "fp32" || grad_reduce == "bf16", "--grad-reduce: must be fp32 or bf16, got '",
+                grad_reduce, "'");
   TESSERA_CHECK(save_every >= 0, "--save-every: must not be negative, got ", save_every);
   if (task == "corpus") {
     TESSERA_CHECK(!data_dir.empty(), "--data-dir: --task corpus needs the directory written by tessera-prep");

@@ -41,7 +41,8 @@ struct TrainOptions {
   int tensor_parallel = 1, data_parallel = 1;
   double bucket_mb = 4;
   std::string precision = "fp32";  // fp32 | bf16 (bf16 products and activations, fp32 master weights and statistics)
-  bool shard_optimizer = false;  // ZeRO-1: Adam moments sharded across the data-parallel group
+  bool shard_optimizer = false;
+  std::string grad_reduce = "fp32";  // fp32 | bf16 (bf16 on the wire, summed in f32)  // ZeRO-1: Adam moments sharded across the data-parallel group
   bool allow_tp_across_nodes = false;  // experiments only: let a tensor-parallel group span nodes
   double collective_timeout = 300;
   int threads = 0;  // 0: cores on the node divided among its ranks

@@ -27,7 +27,8 @@ Trainer::Trainer(const TrainOptions& options, parallel::ProcessGrid& grid, DType
     const bool shard = options.shard_optimizer;
     buckets_ = std::make_unique<parallel::GradientBuckets>(
         store_, grid.dp(), options.bucket_mb,
-        shard ? parallel::GradientBuckets::Mode::shard : parallel::GradientBuckets::Mode::all_reduce);
+        shard ? parallel::GradientBuckets::Mode::shard : parallel::GradientBuckets::Mode::all_reduce,
+        options.grad_reduce == "bf16" ? parallel::GradientBuckets::Wire::bf16 : parallel::GradientBuckets::Wire::native);
     store_.set_grads_ready_hook([this](int first, int last) { buckets_->grads_ready(first, last); });
     adam_ = shard ? std::make_unique<Adam>(store_, adam, *buckets_) : std::make_unique<Adam>(store_, adam);
   } else {

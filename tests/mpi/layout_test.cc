@@ -30,8 +30,10 @@ namespace {
 struct Variant {
   kernels::Precision precision = kernels::Precision::fp32;
   bool shard_optimizer = false;
+  std::string grad_reduce = "fp32";
   std::string name() const {
-    return std::string(precision == kernels::Precision::bf16 ? "bf16" : "fp32") + (shard_optimizer ? " zero-1" : "");
+    return std::string(precision == kernels::Precision::bf16 ? "bf16" : "fp32") + (shard_optimizer ? " zero-1" : "") +
+           (grad_reduce == "bf16" ? " bf16-reduce" : "");
   }
 };
 
@@ -63,6 +65,7 @@ train::TrainOptions layout_options(int tp, int dp, const Variant& variant = {}) 
   o.data_parallel = dp;
   o.precision = variant.precision == kernels::Precision::bf16 ? "bf16" : "fp32";
   o.shard_optimizer = variant.shard_optimizer;
+  o.grad_reduce = variant.grad_reduce;
   return o;
 }
 
@@ -240,6 +243,61 @@ TEST(Layout, ThirtyStepsFollowTheSingleProcessLossCurveWithShardedOptimizer) {
   for (auto [tp, dp] : layouts_for_world()) {
     check_loss_curve(tp, dp, kFp32Curve, {kernels::Precision::fp32, true});
     check_loss_curve(tp, dp, kBf16Curve, {kernels::Precision::bf16, true});
+  }
+}
+
+// --grad-reduce bf16: each replica's gradient is rounded to bf16 (2^-9 relative at most) before
+// the f32 sum, so the reduced gradient carries one bf16 rounding of every replica's part: 4e-3
+// relative (+ 4e-3 of the largest gradient, for sums that cancel) against the unrounded
+// single-process gradient, and the loss curve within the bf16 bounds. Only layouts with dp >= 2
+// reduce anything.
+TEST(Layout, OneStepGradientsMatchSingleProcessWithBf16GradientReduction) {
+  kernels::set_num_threads(1);
+  for (auto [tp, dp] : layouts_for_world()) {
+    if (dp < 2) continue;
+    check_one_step(tp, dp, DType::f32, 4e-3, {kernels::Precision::fp32, false, "bf16"});
+    check_one_step(tp, dp, DType::f32, 4e-3, {kernels::Precision::fp32, true, "bf16"});
+  }
+}
+
+TEST(Layout, ThirtyStepsFollowTheSingleProcessLossCurveWithBf16GradientReduction) {
+  kernels::set_num_threads(1);
+  for (auto [tp, dp] : layouts_for_world())
+    if (dp >= 2) check_loss_curve(tp, dp, kBf16Curve, {kernels::Precision::fp32, false, "bf16"});
+}
+
+// The bf16 wire really rounds: the reduced gradient differs from the f32 reduction's (somewhere
+// by more than 1e-6 of the largest gradient) while staying within the bound above; and every
+// replica sums the gathered copies in the same order, so the replicas' parameters stay identical.
+TEST(Layout, Bf16GradientReductionRoundsEveryReplicaAndKeepsReplicasIdentical) {
+  kernels::set_num_threads(1);
+  for (auto [tp, dp] : layouts_for_world()) {
+    if (dp < 2) continue;
+    SCOPED_TRACE("tp=" + std::to_string(tp) + " dp=" + std::to_string(dp));
+    parallel::ProcessGrid grid(tp, dp, 60.0, layout_device());
+    train::Trainer f32_wire(layout_options(tp, dp), grid, DType::f32, layout_device());
+    train::Trainer bf16_wire(layout_options(tp, dp, {kernels::Precision::fp32, false, "bf16"}), grid, DType::f32,
+                             layout_device());
+    const auto batch = batch_for_step(layout_options(1, 1), 0);
+    f32_wire.train_step(batch);
+    bf16_wire.train_step(batch);
+    const Tensor want = host_f64(f32_wire.store().grads()), got = host_f64(bf16_wire.store().grads());
+    double scale = 0, largest_difference = 0;
+    for (int64_t i = 0; i < want.numel(); ++i) scale = std::max(scale, std::abs(want.data<double>()[i]));
+    for (int64_t i = 0; i < want.numel(); ++i) {
+      const double w = want.data<double>()[i], g = got.data<double>()[i];
+      largest_difference = std::max(largest_difference, std::abs(g - w));
+      ASSERT_LE(std::abs(g - w), 4e-3 * scale + 4e-3 * std::abs(w)) << "gradient element " << i;
+    }
+    EXPECT_GT(largest_difference, 1e-6 * scale) << "the bf16 reduction equals the f32 one: nothing was rounded";
+    // Every dp rank of a tp rank holds the same parameters after the step.
+    const Tensor mine = bf16_wire.store().values().to(Device::cpu);
+    Tensor first = mine.clone();
+    grid.dp().broadcast(first.raw(), static_cast<size_t>(first.numel()), DType::f32, 0);
+    EXPECT_EQ(std::memcmp(first.raw(), mine.raw(), static_cast<size_t>(mine.numel()) * sizeof(float)), 0);
+    if (grid.world_rank() == 0)
+      std::printf("tp=%d dp=%d: bf16 gradient reduction differs from f32 by at most %.3g of the largest gradient\n",
+                  tp, dp, largest_difference / scale);
   }
 }
 
