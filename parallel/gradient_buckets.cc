@@ -85,11 +85,13 @@ void GradientBuckets::launch_bf16(const Bucket& b) {
 
 void GradientBuckets::sum_gathered(const Bucket& b, const Tensor& gathered) {
   // grad = g_0 + g_1 + ... in rank order, in f32: the same sum, bit for bit, on every rank.
-  Tensor rows = Tensor::empty(gathered.shape(), DType::f32, gathered.device());
-  kernels::convert(gathered, rows);
   Tensor sum = store_.grads().view(b.offset, {b.count});
-  sum.copy_from(rows.view(0, {b.count}));
-  for (int r = 1; r < dp_.size(); ++r) kernels::axpy(1.0, rows.view(r * b.count, {b.count}), sum);
+  kernels::convert(gathered.view(0, {b.count}), sum);
+  Tensor part = Tensor::empty({b.count}, DType::f32, sum.device());
+  for (int r = 1; r < dp_.size(); ++r) {
+    kernels::convert(gathered.view(r * b.count, {b.count}), part);
+    kernels::axpy(1.0, part, sum);
+  }
 }
 
 void GradientBuckets::finish() {

@@ -18,19 +18,13 @@ std::vector<double> grad_sum_squares(const model::ParameterStore& store) {
 }
 
 double global_grad_norm(const model::ParameterStore& store, parallel::Communicator& tp) {
-  // One pass over the flat gradient buffer; a replicated parameter counts once per tp group.
-  const std::vector<double> squares = grad_sum_squares(store);
-  double sum = 0;
-  for (size_t i = 0; i < store.size(); ++i)
-    if (!store.info(static_cast<int>(i)).partition.is_replicated() || tp.rank() == 0) sum += squares[i];
-  if (tp.size() > 1) tp.all_reduce(&sum, 1, DType::f64, parallel::ReduceOp::sum);
-  return std::sqrt(sum);
+  return global_grad_norm(store, {{0, store.grads().numel(), false}}, tp, nullptr);
 }
 
 double global_grad_norm(const model::ParameterStore& store, const std::vector<parallel::GradientBuckets::Segment>& owned,
-                        parallel::Communicator& tp, parallel::Communicator& dp) {
-  // The pieces where an owned segment meets a parameter, each counted or not. Segments come in
-  // bucket (backward) order; parameters are found by offset.
+                        parallel::Communicator& tp, parallel::Communicator* dp) {
+  // The pieces where an owned segment meets a parameter, each counted or not: a replicated
+  // parameter once per tp group, a shared segment once per dp group. One pass over the buffer.
   std::vector<int64_t> bounds;
   std::vector<bool> counted;
   for (const parallel::GradientBuckets::Segment& s : owned) {
@@ -41,14 +35,14 @@ double global_grad_norm(const model::ParameterStore& store, const std::vector<pa
       if (from >= to) continue;
       bounds.push_back(from);
       bounds.push_back(to);
-      counted.push_back((!info.partition.is_replicated() || tp.rank() == 0) && (!s.shared || dp.rank() == 0));
+      counted.push_back((!info.partition.is_replicated() || tp.rank() == 0) && (!s.shared || !dp || dp->rank() == 0));
     }
   }
   const std::vector<double> squares = kernels::sum_squares_segments(store.grads(), bounds);
   double sum = 0;
   for (size_t i = 0; i < squares.size(); ++i)
     if (counted[i]) sum += squares[i];
-  if (dp.size() > 1) dp.all_reduce(&sum, 1, DType::f64, parallel::ReduceOp::sum);
+  if (dp && dp->size() > 1) dp->all_reduce(&sum, 1, DType::f64, parallel::ReduceOp::sum);
   if (tp.size() > 1) tp.all_reduce(&sum, 1, DType::f64, parallel::ReduceOp::sum);
   return std::sqrt(sum);
 }

@@ -21,10 +21,11 @@ std::vector<double> grad_sum_squares(const model::ParameterStore& store);
 // The L2 norm of the whole model's gradient: sharded parameters contribute their slice on every
 // tensor-parallel rank (summed over the group), replicated ones are counted once.
 double global_grad_norm(const model::ParameterStore& store, parallel::Communicator& tp);
-// The same when each data-parallel rank holds the reduced gradient of only its own segments
-// (ZeRO-1): squares over `owned` (a shared tail counted on dp rank 0 only), summed over dp and tp.
+// The same over the segments `owned` of the flat gradient buffer when the data-parallel group
+// `dp` splits the reduced gradient among its ranks (ZeRO-1): squares over each rank's segments (a
+// shared tail counted on dp rank 0 only), summed over dp and tp. dp null: every rank holds all.
 double global_grad_norm(const model::ParameterStore& store, const std::vector<parallel::GradientBuckets::Segment>& owned,
-                        parallel::Communicator& tp, parallel::Communicator& dp);
+                        parallel::Communicator& tp, parallel::Communicator* dp);
 
 class Adam {
  public:

@@ -23,17 +23,15 @@ Trainer::Trainer(const TrainOptions& options, parallel::ProcessGrid& grid, DType
   store_.finalize(dtype, options.seed, device);
   store_.set_precision(options.precision == "bf16" ? kernels::Precision::bf16 : kernels::Precision::fp32);
   const AdamConfig adam{options.adam_beta1, options.adam_beta2, options.adam_eps};
+  const bool shard = options.shard_optimizer && grid.dp_size() > 1;  // one replica: nothing to shard
   if (grid.dp_size() > 1) {
-    const bool shard = options.shard_optimizer;
     buckets_ = std::make_unique<parallel::GradientBuckets>(
         store_, grid.dp(), options.bucket_mb,
         shard ? parallel::GradientBuckets::Mode::shard : parallel::GradientBuckets::Mode::all_reduce,
         options.grad_reduce == "bf16" ? parallel::GradientBuckets::Wire::bf16 : parallel::GradientBuckets::Wire::native);
     store_.set_grads_ready_hook([this](int first, int last) { buckets_->grads_ready(first, last); });
-    adam_ = shard ? std::make_unique<Adam>(store_, adam, *buckets_) : std::make_unique<Adam>(store_, adam);
-  } else {
-    adam_ = std::make_unique<Adam>(store_, adam);  // one replica: nothing to shard
   }
+  adam_ = shard ? std::make_unique<Adam>(store_, adam, *buckets_) : std::make_unique<Adam>(store_, adam);
 }
 
 StepStats Trainer::train_step(const std::vector<model::TokenPair>& global_batch) {
@@ -70,7 +68,7 @@ StepStats Trainer::train_step(const std::vector<model::TokenPair>& global_batch)
   if (grid_.dp_size() > 1) grid_.dp().all_reduce(totals, 3, DType::f64, parallel::ReduceOp::sum);
 
   // With ZeRO-1 each rank holds the reduced gradient of its own segments only.
-  stats.grad_norm = adam_->sharded() ? global_grad_norm(store_, buckets_->owned(), grid_.tp(), grid_.dp())
+  stats.grad_norm = adam_->sharded() ? global_grad_norm(store_, buckets_->owned(), grid_.tp(), &grid_.dp())
                                      : global_grad_norm(store_, grid_.tp());
   stats.loss = totals[0] / totals[1];
   const double clip = options_.clip_norm > 0 && stats.grad_norm > options_.clip_norm
