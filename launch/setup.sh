@@ -14,6 +14,7 @@ tessera_packages=(
   libopenblas-dev
   libboost-program-options-dev
   nlohmann-json3-dev
+  libxxhash-dev
   libsentencepiece-dev
   libgtest-dev
 )

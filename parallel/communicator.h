@@ -82,6 +82,14 @@ class Communicator {
   virtual void broadcast(void* buf, size_t count, DType dtype, int root) = 0;
   virtual void barrier() = 0;
 
+  // Gives the collectives waited on from now until clear_wait_deadline() another deadline and a
+  // reason for the timeout message. A wait that covers slow work on other ranks (a checkpoint
+  // being written, --io-timeout) then gets that work's budget and names it, instead of failing as
+  // a stuck collective. Communicators without a deadline ignore it; NCCL passes it to the MPI
+  // communicator that carries its host buffers.
+  virtual void set_wait_deadline(double /*seconds*/, const std::string& /*reason*/) {}
+  virtual void clear_wait_deadline() {}
+
   // Typed conveniences: the element type comes from the span.
   template <typename T>
   void all_reduce(std::span<T> buf, ReduceOp op) {
@@ -109,6 +117,20 @@ class Communicator {
  private:
   // Throws unless big == size() * small (the layout of gathered and scattered buffers).
   void check_span_sizes(const char* what, size_t big, size_t small) const;
+};
+
+// set_wait_deadline for one scope.
+class ScopedWaitDeadline {
+ public:
+  ScopedWaitDeadline(Communicator& comm, double seconds, const std::string& reason) : comm_(comm) {
+    comm_.set_wait_deadline(seconds, reason);
+  }
+  ~ScopedWaitDeadline() { comm_.clear_wait_deadline(); }
+  ScopedWaitDeadline(const ScopedWaitDeadline&) = delete;
+  ScopedWaitDeadline& operator=(const ScopedWaitDeadline&) = delete;
+
+ private:
+  Communicator& comm_;
 };
 
 // The one-line description used by deadline diagnostics, e.g. "all_reduce(count=4096, f32, sum)".

@@ -32,6 +32,10 @@ class HostStagedCommunicator final : public Communicator {
                                                          DType dtype, ReduceOp op, StreamOrder order = {}) override;
   void broadcast(void* buf, size_t count, DType dtype, int root) override;
   void barrier() override { inner_->barrier(); }
+  void set_wait_deadline(double seconds, const std::string& reason) override {
+    inner_->set_wait_deadline(seconds, reason);
+  }
+  void clear_wait_deadline() override { inner_->clear_wait_deadline(); }
 
  private:
   std::unique_ptr<Communicator> inner_;

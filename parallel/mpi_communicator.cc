@@ -193,11 +193,12 @@ void MpiCommunicator::wait_for(const Op& op) {
     return start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(seconds));
   };
   std::unique_lock lock(mu_);
-  if (!done_cv_.wait_until(lock, after(timeout_s_ / 4), [&] { return op.done; })) {
+  const double timeout = current_timeout();
+  if (!done_cv_.wait_until(lock, after(timeout / 4), [&] { return op.done; })) {
     lock.unlock();
     announce_arrival();
     lock.lock();
-    if (!done_cv_.wait_until(lock, after(timeout_s_), [&] { return op.done; })) {
+    if (!done_cv_.wait_until(lock, after(timeout), [&] { return op.done; })) {
       lock.unlock();
       abort_on_timeout(op);
     }
@@ -232,7 +233,7 @@ std::string MpiCommunicator::who_is_missing() {
   // a short grace lets a peer that arrived just before this rank's deadline be heard too.
   std::vector<uint64_t> reached(static_cast<size_t>(size_), 0);
   reached[static_cast<size_t>(rank_)] = number;
-  const auto grace = std::chrono::steady_clock::now() + std::chrono::duration<double>(std::min(2.0, timeout_s_ / 4));
+  const auto grace = std::chrono::steady_clock::now() + std::chrono::duration<double>(std::min(2.0, current_timeout() / 4));
   auto everyone_heard = [&] {
     return std::all_of(reached.begin(), reached.end(), [&](uint64_t n) { return n >= number; });
   };
@@ -267,10 +268,26 @@ std::string MpiCommunicator::who_is_missing() {
 
 void MpiCommunicator::abort_on_timeout(const Op& op) {
   const std::string missing = size_ > 1 ? who_is_missing() : std::string("a group of one rank");
-  write_stderr_line(detail::concat("tessera: rank ", world_rank_, " (world) timed out after ", timeout_s_, " s in ",
-                                   op.what, " on group \"", group_name_, "\" of ", size_, " ranks: ", missing));
+  if (wait_timeout_s_ > 0)
+    write_stderr_line(detail::concat("tessera: rank ", world_rank_, " (world) waited ", wait_timeout_s_, " s for ",
+                                     wait_reason_, " (", op.what, " on group \"", group_name_, "\" of ", size_,
+                                     " ranks): ", missing));
+  else
+    write_stderr_line(detail::concat("tessera: rank ", world_rank_, " (world) timed out after ", timeout_s_, " s in ",
+                                     op.what, " on group \"", group_name_, "\" of ", size_, " ranks: ", missing));
   MPI_Abort(MPI_COMM_WORLD, 124);
   std::_Exit(124);  // MPI_Abort should not return; make sure this rank never hangs if it does
+}
+
+void MpiCommunicator::set_wait_deadline(double seconds, const std::string& reason) {
+  TESSERA_CHECK(seconds > 0, "a wait deadline must be positive, got ", seconds);
+  wait_timeout_s_ = seconds;
+  wait_reason_ = reason;
+}
+
+void MpiCommunicator::clear_wait_deadline() {
+  wait_timeout_s_ = 0;
+  wait_reason_.clear();
 }
 
 std::unique_ptr<CollectiveHandle> MpiCommunicator::all_reduce_async(void* buf, size_t count,

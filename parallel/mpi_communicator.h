@@ -66,6 +66,8 @@ class MpiCommunicator final : public Communicator {
                                                          StreamOrder order = {}) override;
   void broadcast(void* buf, size_t count, DType dtype, int root) override;
   void barrier() override;
+  void set_wait_deadline(double seconds, const std::string& reason) override;
+  void clear_wait_deadline() override;
 
  private:
   struct Op;     // one queued collective, shared by the queue and the handle that waits on it
@@ -93,6 +95,11 @@ class MpiCommunicator final : public Communicator {
   uint64_t running_ = 0;               // number of the collective the progress thread runs, from 1
   std::string group_name_;
   double timeout_s_;
+  // set_wait_deadline's override (0: none) and what it says the group waits for; set and read by
+  // the thread that waits.
+  double wait_timeout_s_ = 0;
+  std::string wait_reason_;
+  double current_timeout() const { return wait_timeout_s_ > 0 ? wait_timeout_s_ : timeout_s_; }
   int rank_ = 0, size_ = 1, world_rank_ = 0;
 
   std::mutex mu_;                      // guards queue_, stopping_, every Op's done/error

@@ -59,6 +59,10 @@ class NcclCommunicator final : public Communicator {
   // Blocks the host: this group's device collectives complete (under the deadline), then the
   // ranks meet over MPI.
   void barrier() override;
+  void set_wait_deadline(double seconds, const std::string& reason) override {
+    host_->set_wait_deadline(seconds, reason);
+  }
+  void clear_wait_deadline() override { host_->clear_wait_deadline(); }
 
  private:
   class Handle;

@@ -11,6 +11,9 @@
 
 #include "checkpoint/atomic_file.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/agreement.h"
+#include "checkpoint/checkpoint_saver.h"
+#include "checkpoint/manifest.h"
 #include "core/log.h"
 #include "data/sentencepiece_model.h"
 #include "eval/bleu.h"
@@ -22,6 +25,7 @@
 #include "parallel/process_grid.h"
 #include "train/batch_source.h"
 #include "train/divergence_guard.h"
+#include "train/resume_config.h"
 #include "train/run_directory.h"
 #include "train/trainer.h"
 
@@ -139,17 +143,51 @@ int run(const train::TrainOptions& o) {
   train::Trainer trainer(o, grid, DType::f32, device);
   TESSERA_LOG_INFO("model: ", o.model.parameter_count(o.tensor_parallel), " parameters, ",
                    trainer.store().values().numel(), " on this rank");
+  // The step whose state is already in save_dir: a resumed run that ends where it started (a
+  // requeued job) must not save that step again.
+  int64_t checkpointed_step = -1;
   if (!o.resume.empty()) {
-    const auto info = checkpoint::load_checkpoint(o.resume, trainer.store(), &trainer.optimizer(), grid.world());
+    // The model is checked before a byte of it is read: same shapes do not make the same model.
+    std::vector<std::string> changes;
+    checkpoint::agree(grid.world(), checkpoint::attempt([&] {
+                        const auto dir = checkpoint::resolve_checkpoint(o.resume);
+                        changes = train::check_resume_config(checkpoint::read_manifest(dir).config, o, dir.string());
+                      }),
+                      "checking the configuration of checkpoint " + o.resume);
+    for (const std::string& change : changes) TESSERA_LOG_INFO("resumed with a changed option: ", change);
+    const auto info =
+        checkpoint::load_checkpoint(o.resume, trainer.store(), &trainer.optimizer(), grid.world(), o.io_timeout);
     source->restore(info.sampler_state);
     TESSERA_LOG_INFO("resumed from ", info.dir.string(), " at step ", info.step, " (written by tp ",
                      info.tensor_parallel, " x dp ", info.data_parallel, ")");
+    std::error_code ec;
+    if (!save_dir.empty() && std::filesystem::equivalent(info.dir, checkpoint::step_directory(save_dir, info.step), ec))
+      checkpointed_step = info.step;
   }
+  std::optional<checkpoint::CheckpointSaver> saver;
+  if (!save_dir.empty())
+    saver.emplace(save_dir, grid,
+                  checkpoint::SavePolicy{{o.keep_last, o.keep_every}, o.async_save, o.io_timeout});
   auto save = [&](int64_t at_step) {
-    if (save_dir.empty()) return;
-    const auto dir = checkpoint::save_checkpoint(save_dir, trainer.store(), &trainer.optimizer(), grid,
-                                                 {at_step, o.dump(), source->state()});
-    TESSERA_LOG_INFO("saved checkpoint ", dir.string());
+    if (!saver) return;
+    if (at_step == checkpointed_step) {
+      TESSERA_LOG_INFO("step ", at_step, " is already saved in ", checkpoint::step_directory(save_dir, at_step).string(),
+                       "; not saving it again");
+      return;
+    }
+    saver->save(trainer.store(), &trainer.optimizer(), {at_step, o.dump(), source->state()});
+    checkpointed_step = at_step;
+    if (o.async_save)
+      TESSERA_LOG_INFO("checkpoint of step ", at_step, " taken in ", saver->last_stall_seconds(),
+                       " s; writing it in the background");
+    else
+      TESSERA_LOG_INFO("saved checkpoint ", saver->last_committed().string(), " in ", saver->last_stall_seconds(), " s");
+  };
+  // A background save is committed at the first step boundary after every rank has written.
+  auto poll_save = [&] {
+    if (!saver || !saver->in_flight()) return;
+    saver->poll();
+    if (!saver->in_flight()) TESSERA_LOG_INFO("saved checkpoint ", saver->last_committed().string());
   };
 
   // Learning curves, one line per step, at full precision so runs can be compared exactly; a
@@ -168,6 +206,7 @@ int run(const train::TrainOptions& o) {
   while (step < o.steps) {
     const train::StepStats s = trainer.train_step(source->next());
     step = s.step;
+    poll_save();
     tokens += static_cast<double>(s.source_tokens + s.target_tokens);
     seconds += s.seconds;
     if (curve.is_open()) curve.append(full_precision(s.step, s.loss, s.grad_norm, s.lr, s.target_tokens, s.seconds));
@@ -187,6 +226,10 @@ int run(const train::TrainOptions& o) {
     if (o.save_every > 0 && step % o.save_every == 0 && step != o.steps) save(step);
   }
   save(step);
+  if (saver && saver->in_flight()) {
+    saver->finish();
+    TESSERA_LOG_INFO("saved checkpoint ", saver->last_committed().string());
+  }
   validator.run(trainer, step, minutes());
   validator.show_examples(trainer, 5);
   return 0;

@@ -1,7 +1,8 @@
 // tessera-translate: translates sentences (one per line, from a file or stdin) with a trained
 // checkpoint, writes detokenised translations, and optionally scores them with BLEU against a
-// reference file. Runs on one process or under mpirun with any (tp, dp) layout, whatever layout
-// wrote the checkpoint.
+// reference file. With --score it translates nothing: it prints the model's cross-entropy and
+// log-probability of the reference given the input, pair by line (src/eval/score.h). Runs on one
+// process or under mpirun with any (tp, dp) layout, whatever layout wrote the checkpoint.
 #include <boost/program_options.hpp>
 #include <cstring>
 #include <filesystem>
@@ -14,6 +15,7 @@
 #include "core/option_values.h"
 #include "data/sentencepiece_model.h"
 #include "eval/bleu.h"
+#include "eval/score.h"
 #include "eval/translate.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
@@ -33,6 +35,8 @@ struct Options {
   double length_penalty = 0.6;
   int64_t max_len_extra = 50;
   int64_t batch_sentences = 32;
+  bool score = false;
+  int64_t max_tokens = 4096;
   int tensor_parallel = 1, data_parallel = 1, threads = 0;
   double collective_timeout = 300;
   std::string device = "cpu";
@@ -46,12 +50,15 @@ std::optional<Options> parse(int argc, char** argv, bool print) {
       ("checkpoint", po::value(&o.checkpoint)->required(), "checkpoint directory (a step directory or a save directory)")
       ("spm", po::value(&o.spm), "SentencePiece model (default: spm.model in the training run's --data-dir)")
       ("input,i", po::value(&o.input), "source sentences, one per line (default: stdin)")
-      ("output,o", po::value(&o.output), "translations (default: stdout)")
+      ("output,o", po::value(&o.output), "translations, or the --score line (default: stdout)")
       ("reference,r", po::value(&o.reference), "reference translations: print corpus BLEU (sacreBLEU 13a) to stderr")
+      ("score", bound(o.score), "translate nothing: print the label-smoothed and plain cross-entropy per target token and "
+                                "the log-probability of --reference given --input (line by line) in one line")
+      ("max-tokens", bound(o.max_tokens), "--score: padded source + target tokens per batch")
       ("beam", bound(o.beam), "beam size (1: greedy)")
       ("length-penalty", bound(o.length_penalty), "beam score = logprob / ((5 + len) / 6)^alpha")
       ("max-len-extra", bound(o.max_len_extra), "translations end by source length + this")
-      ("batch-sentences", bound(o.batch_sentences), "sentences decoded together")
+      ("batch-sentences", bound(o.batch_sentences), "sentences decoded (or scored) together")
       ("tensor-parallel", bound(o.tensor_parallel), "ranks per tensor-parallel group")
       ("data-parallel", bound(o.data_parallel), "replicas that split the sentences")
       ("threads", bound(o.threads), "threads per rank (0: cores / ranks on the node)")
@@ -70,6 +77,8 @@ std::optional<Options> parse(int argc, char** argv, bool print) {
   }
   TESSERA_CHECK(o.beam >= 1, "--beam: must be at least 1, got ", o.beam);
   TESSERA_CHECK(o.batch_sentences >= 1, "--batch-sentences: must be at least 1, got ", o.batch_sentences);
+  TESSERA_CHECK(o.max_tokens >= 1, "--max-tokens: must be at least 1, got ", o.max_tokens);
+  TESSERA_CHECK(!o.score || !o.reference.empty(), "--score: needs --reference, the target sentences to score");
   parallel::parse_device_kind(o.device);
   return o;
 }
@@ -96,6 +105,49 @@ void broadcast_string(parallel::Communicator& comm, std::string& text) {
   text.assign(reinterpret_cast<const char*>(words.data()), size);
 }
 
+// The lines of `file` (stdin when empty) on every rank: rank 0 reads them (stdin is forwarded to
+// rank 0 only) and broadcasts them.
+std::vector<std::string> read_lines_on_every_rank(parallel::Communicator& world, const std::string& file,
+                                                  const char* option) {
+  std::string text;
+  if (world.rank() == 0) {
+    std::ostringstream all;
+    if (file.empty()) all << std::cin.rdbuf();
+    else {
+      std::ifstream in(file);
+      TESSERA_CHECK(in.good(), option, ": cannot open '", file, "'");
+      all << in.rdbuf();
+    }
+    text = all.str();
+  }
+  broadcast_string(world, text);
+  std::istringstream in(text);
+  return read_lines(in);
+}
+
+// --output (opened into `file`), or stdout.
+std::ostream& open_output(const Options& o, std::ofstream& file) {
+  if (o.output.empty()) return std::cout;
+  file.open(o.output);
+  TESSERA_CHECK(file.good(), "--output: cannot write '", o.output, "'");
+  return file;
+}
+
+// --score: one line of numbers on stdout (or --output), one for the reader on stderr.
+void score_files(const Options& o, model::Transformer& net, const parallel::ProcessGrid& grid,
+                 const data::SentencePieceModel& spm, const std::vector<std::string>& sources) {
+  const std::string input_name = o.input.empty() ? "stdin" : "'" + o.input + "'";
+  const auto targets = read_lines_on_every_rank(grid.world(), o.reference, "--reference");
+  TESSERA_CHECK(sources.size() == targets.size(), "--score: --input ", input_name, " has ", sources.size(),
+                " lines but --reference '", o.reference, "' has ", targets.size(), " (pairs are taken line by line)");
+  TESSERA_CHECK(!sources.empty(), "--score: --input ", input_name, " and --reference '", o.reference, "' are empty");
+  const eval::Score score = eval::score_text(net, grid, spm, sources, targets, {o.max_tokens, o.batch_sentences});
+  if (grid.world_rank() != 0) return;
+  write_stderr_line(eval::score_summary(score));
+  std::ofstream file;
+  open_output(o, file) << eval::score_line(score) << std::endl;
+}
+
 int run(const Options& o) {
   const Device device = parallel::select_compute_device(o.device);
   parallel::ProcessGrid grid(o.tensor_parallel, o.data_parallel, o.collective_timeout, device);
@@ -118,21 +170,11 @@ int run(const Options& o) {
   const auto info = checkpoint::load_checkpoint(dir, store, nullptr, grid.world());
   TESSERA_LOG_INFO("loaded ", dir.string(), " (step ", info.step, ")");
 
-  // Every rank reads the input (stdin is forwarded to rank 0 only, so rank 0 broadcasts it).
-  std::string text;
-  if (grid.world_rank() == 0) {
-    std::ostringstream all;
-    if (o.input.empty()) all << std::cin.rdbuf();
-    else {
-      std::ifstream in(o.input);
-      TESSERA_CHECK(in.good(), "--input: cannot open '", o.input, "'");
-      all << in.rdbuf();
-    }
-    text = all.str();
+  const std::vector<std::string> sources = read_lines_on_every_rank(grid.world(), o.input, "--input");
+  if (o.score) {
+    score_files(o, net, grid, spm, sources);
+    return 0;
   }
-  broadcast_string(grid.world(), text);
-  std::istringstream in(text);
-  const std::vector<std::string> sources = read_lines(in);
 
   eval::DecodeOptions decode;
   decode.beam = o.beam;
@@ -143,11 +185,7 @@ int run(const Options& o) {
 
   if (grid.world_rank() == 0) {
     std::ofstream file;
-    if (!o.output.empty()) {
-      file.open(o.output);
-      TESSERA_CHECK(file.good(), "--output: cannot write '", o.output, "'");
-    }
-    std::ostream& out = o.output.empty() ? std::cout : file;
+    std::ostream& out = open_output(o, file);
     for (const auto& h : hyps) out << h << "\n";
     if (!o.reference.empty()) {
       const auto refs = read_lines(o.reference);

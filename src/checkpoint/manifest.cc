@@ -10,6 +10,8 @@ using nlohmann::json;
 
 // Pretty at the top level, one line per tensor: readable with `less`, and still plain JSON.
 std::string Manifest::to_json() const {
+  json shard_list = json::array();
+  for (const ShardRecord& s : shards) shard_list.push_back({{"file", s.file}, {"bytes", s.bytes}, {"xxh3", s.xxh3}});
   const std::pair<const char*, json> fields[] = {
       {"format", "tessera-checkpoint"},
       {"version", version},
@@ -18,7 +20,7 @@ std::string Manifest::to_json() const {
       {"writer", {{"tensor_parallel", tensor_parallel}, {"data_parallel", data_parallel}}},
       {"config", config},
       {"sampler_state", sampler_state},
-      {"shards", shards},
+      {"shards", shard_list},
   };
   std::string out = "{\n";
   for (const auto& [key, value] : fields) out += "  " + json(key).dump() + ": " + value.dump() + ",\n";
@@ -27,8 +29,9 @@ std::string Manifest::to_json() const {
   for (const auto& [name, record] : tensors) {
     json slices = json::array();
     for (const ShardSlice& s : record.slices)
-      slices.push_back({{"file", s.file}, {"start", s.box.start}, {"extent", s.box.extent}});
-    out += sep + ("    " + json(name).dump()) + ": " + json{{"shape", record.shape}, {"slices", slices}}.dump();
+      slices.push_back({{"file", s.file}, {"start", s.box.start}, {"extent", s.box.extent}, {"xxh3", s.xxh3}});
+    out += sep + ("    " + json(name).dump()) + ": " +
+           json{{"shape", record.shape}, {"dtype", record.dtype}, {"slices", slices}}.dump();
     sep = ",\n";
   }
   return out + "\n  }\n}\n";
@@ -40,20 +43,27 @@ Manifest Manifest::parse(const std::string& text, const std::filesystem::path& w
     const json j = json::parse(text);
     TESSERA_CHECK(j.at("format").get<std::string>() == "tessera-checkpoint", where, " is not a tessera manifest");
     m.version = j.at("version").get<int>();
-    TESSERA_CHECK(m.version == kFormatVersion, where, " has format version ", m.version, "; this build reads version ",
-                  kFormatVersion);
+    TESSERA_CHECK(m.version == 1 || m.version == kFormatVersion, where, " has format version ", m.version,
+                  "; this build reads versions 1 and ", kFormatVersion);
     m.step = j.at("step").get<int64_t>();
     m.optimizer_step = j.at("optimizer_step").get<int64_t>();
     m.tensor_parallel = j.at("writer").at("tensor_parallel").get<int>();
     m.data_parallel = j.at("writer").at("data_parallel").get<int>();
     m.config = j.at("config").get<std::string>();
     m.sampler_state = j.at("sampler_state").get<std::string>();
-    m.shards = j.at("shards").get<std::vector<std::string>>();
+    for (const json& s : j.at("shards")) {
+      if (s.is_string()) m.shards.push_back({s.get<std::string>(), 0, ""});  // version 1: names only
+      else m.shards.push_back({s.at("file").get<std::string>(), s.at("bytes").get<uint64_t>(), s.at("xxh3").get<std::string>()});
+    }
     for (const auto& [name, t] : j.at("tensors").items()) {
       TensorRecord r;
       r.shape = t.at("shape").get<Shape>();
+      r.dtype = t.value("dtype", "");
       for (const json& s : t.at("slices")) {
-        ShardSlice slice{s.at("file").get<std::string>(), {s.at("start").get<Shape>(), s.at("extent").get<Shape>()}};
+        ShardSlice slice{s.at("file").get<std::string>(), {s.at("start").get<Shape>(), s.at("extent").get<Shape>()},
+                         s.value("xxh3", "")};
+        TESSERA_CHECK(m.shard(slice.file) != nullptr, where, ": slice of ", name, " names ", slice.file,
+                      " which is not among the shards");
         TESSERA_CHECK(slice.box.start.size() == r.shape.size() && slice.box.extent.size() == r.shape.size(), where,
                       ": slice of ", name, " in ", slice.file, " has the wrong rank for shape ", shape_string(r.shape));
         for (size_t d = 0; d < r.shape.size(); ++d)
@@ -69,6 +79,12 @@ Manifest Manifest::parse(const std::string& text, const std::filesystem::path& w
     TESSERA_FAIL("corrupt checkpoint manifest ", where, ": ", e.what());
   }
   return m;
+}
+
+const ShardRecord* Manifest::shard(const std::string& file) const {
+  for (const ShardRecord& s : shards)
+    if (s.file == file) return &s;
+  return nullptr;
 }
 
 Manifest read_manifest(const std::filesystem::path& dir) {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/atomic_file.h"
+#include "checkpoint/checksum.h"
 #include "core/error.h"
 
 namespace tessera::checkpoint {
@@ -61,7 +62,7 @@ void SafetensorsWriter::add(const std::string& name, const Tensor& tensor) {
   tensors_.emplace_back(name, tensor);
 }
 
-void SafetensorsWriter::write(const std::filesystem::path& path) const {
+SafetensorsWriter::Written SafetensorsWriter::write(const std::filesystem::path& path) const {
   json header = json::object();
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors_) {
@@ -75,11 +76,24 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
   unsigned char size[8];
   put_u64_le(text.size(), size);
 
+  // The checksums are taken from the bytes as they go out, so no second pass reads them back.
+  Written written;
+  ChecksumStream file_sum;
   AtomicFile out(path);
-  out.write(size, 8);
-  out.write(text);
-  for (const auto& [name, t] : tensors_) out.write(t.raw(), t.bytes());
+  auto put = [&](const void* data, size_t bytes) {
+    out.write(data, bytes);
+    file_sum.update(data, bytes);
+    written.bytes += bytes;
+  };
+  put(size, 8);
+  put(text.data(), text.size());
+  for (const auto& [name, t] : tensors_) {
+    put(t.raw(), t.bytes());
+    written.tensor_xxh3[name] = checksum(t.raw(), t.bytes());
+  }
+  written.xxh3 = file_sum.hex();
   out.commit();
+  return written;
 }
 
 SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path) {

@@ -29,8 +29,14 @@ class SafetensorsWriter {
   // Adds a host tensor; it must stay alive (and unchanged) until write() returns.
   void add(const std::string& name, const Tensor& tensor);
   void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
+  // What write() put on disk: the file's length and checksum, and each tensor's data checksum.
+  struct Written {
+    uint64_t bytes = 0;
+    std::string xxh3;
+    std::map<std::string, std::string> tensor_xxh3;
+  };
   // Writes the file atomically (temporary name, fsync, rename).
-  void write(const std::filesystem::path& path) const;
+  Written write(const std::filesystem::path& path) const;
 
  private:
   std::vector<std::pair<std::string, Tensor>> tensors_;

@@ -87,6 +87,10 @@ std::vector<OptionGroup> option_groups(TrainOptions& o) {
       ("out-dir", bound(o.out_dir), "where the merged configuration, learning curves and checkpoints go; one run at a time (locked)")
       ("save-dir", bound(o.save_dir), "checkpoint directory (default: <out-dir>/checkpoints); one run at a time (locked)")
       ("save-every", bound(o.save_every), "save a checkpoint every N steps (0: at the end only)")
+      ("keep-last", bound(o.keep_last), "keep the newest N checkpoints, removing older ones once a new one is complete (0: keep all)")
+      ("keep-every", bound(o.keep_every), "with --keep-last, also keep for good every checkpoint whose step is a multiple of K (0: none)")
+      ("async-save", bound(o.async_save), "write checkpoints on a background thread while training continues (the step waits only for a host copy)")
+      ("io-timeout", bound(o.io_timeout), "seconds a rank may wait for checkpoint writes and reads (its own or other ranks') before the job stops")
       ("resume", bound(o.resume), "continue from this checkpoint (a step directory, or a save directory's latest); in the same --out-dir the learning curves continue from its step");
   return {{"General", general}, {"Model", model}, {"Training", training}, {"Data", data},
           {"Parallelism and runtime", parallel}};
@@ -158,6 +162,11 @@ void TrainOptions::validate() const {
   TESSERA_CHECK(grad_reduce == "fp32" || grad_reduce == "bf16", "--grad-reduce: must be fp32 or bf16, got '",
                 grad_reduce, "'");
   TESSERA_CHECK(save_every >= 0, "--save-every: must not be negative, got ", save_every);
+  TESSERA_CHECK(keep_last >= 0, "--keep-last: must not be negative (0: keep all), got ", keep_last);
+  TESSERA_CHECK(keep_every >= 0, "--keep-every: must not be negative (0: none), got ", keep_every);
+  TESSERA_CHECK(keep_every == 0 || keep_last > 0, "--keep-every: ", keep_every,
+                " needs --keep-last (without it every checkpoint is kept anyway)");
+  TESSERA_CHECK(io_timeout > 0, "--io-timeout: must be positive, got ", io_timeout);
   if (task == "corpus") {
     TESSERA_CHECK(!data_dir.empty(), "--data-dir: --task corpus needs the directory written by tessera-prep");
     TESSERA_CHECK(max_tokens > 0, "--max-tokens: must be positive, got ", max_tokens);

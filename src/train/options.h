@@ -41,8 +41,8 @@ struct TrainOptions {
   int tensor_parallel = 1, data_parallel = 1;
   double bucket_mb = 4;
   std::string precision = "fp32";  // fp32 | bf16 (bf16 products and activations, fp32 master weights and statistics)
-  bool shard_optimizer = false;
-  std::string grad_reduce = "fp32";  // fp32 | bf16 (bf16 on the wire, summed in f32)  // ZeRO-1: Adam moments sharded across the data-parallel group
+  bool shard_optimizer = false;  // ZeRO-1: Adam moments sharded across the data-parallel group
+  std::string grad_reduce = "fp32";  // fp32 | bf16 (bf16 on the wire, summed in f32)
   bool allow_tp_across_nodes = false;  // experiments only: let a tensor-parallel group span nodes
   double collective_timeout = 300;
   int threads = 0;  // 0: cores on the node divided among its ranks
@@ -50,6 +50,10 @@ struct TrainOptions {
   std::string out_dir;
   std::string save_dir;          // checkpoints (default: <out-dir>/checkpoints when --out-dir is set)
   int64_t save_every = 0;        // 0: save only at the end
+  int64_t keep_last = 0;         // keep the newest N checkpoints (0: all)
+  int64_t keep_every = 0;        // ... and every step that is a multiple of K, for good (0: none)
+  bool async_save = false;       // write checkpoints on a background thread while training goes on
+  double io_timeout = 1800;      // seconds a rank may wait for checkpoint I/O
   std::string resume;            // checkpoint directory to continue from
 
   // The merged configuration as config-file text.
