@@ -1,6 +1,7 @@
 #include "checkpoint/atomic_file.h"
 
 #include <fcntl.h>
+#include <stdio.h>  // renameat2
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +12,8 @@
 #include "core/write_all.h"
 
 namespace tessera::checkpoint {
+
+namespace fs = std::filesystem;
 
 AtomicFile::AtomicFile(std::filesystem::path target)
     : target_(std::move(target)), temp_(target_.string() + ".tmp-" + std::to_string(::getpid())) {
@@ -47,6 +50,33 @@ void write_file_atomically(const std::filesystem::path& target, std::string_view
   AtomicFile f(target);
   f.write(text);
   f.commit();
+}
+
+// Moves the finished staging directory to `dir`. When `dir` exists (the step is saved again) the
+// two are exchanged in one atomic step and the old one, now under the staging name, is removed:
+// whatever names `dir` (as `latest` may) sees a complete checkpoint at every instant. File systems
+// without RENAME_EXCHANGE get two renames, with the old checkpoint kept until the new one is in.
+void install_directory(const fs::path& staging, const fs::path& dir) {
+  const fs::path root = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::exists(dir)) {
+    fs::rename(staging, dir, ec);
+    TESSERA_CHECK(!ec, "cannot rename ", staging, " to ", dir, ": ", ec.message());
+  } else if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) == 0) {
+    sync_directory(root);
+    fs::remove_all(staging, ec);
+  } else {
+    TESSERA_CHECK(errno == EINVAL || errno == ENOSYS, "cannot exchange ", staging, " with ", dir, ": ",
+                  std::strerror(errno));
+    const fs::path replaced = dir.string() + kReplacedDirectorySuffix;
+    fs::rename(dir, replaced, ec);
+    TESSERA_CHECK(!ec, "cannot rename ", dir, " to ", replaced, ": ", ec.message());
+    fs::rename(staging, dir, ec);
+    TESSERA_CHECK(!ec, "cannot rename ", staging, " to ", dir, ": ", ec.message());
+    sync_directory(root);
+    fs::remove_all(replaced, ec);
+  }
+  sync_directory(root);
 }
 
 void sync_directory(const std::filesystem::path& dir) {

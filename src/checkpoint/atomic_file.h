@@ -31,6 +31,13 @@ class AtomicFile {
 // Writes `text` to `target` through an AtomicFile.
 void write_file_atomically(const std::filesystem::path& target, std::string_view text);
 
+// Directories that appear whole: `staging`, complete, takes the name `dir`. When `dir` exists the
+// two are exchanged in one atomic step (renameat2 RENAME_EXCHANGE) and the old one, now under the
+// staging name, is removed: whatever names `dir` sees a complete directory at every instant. File
+// systems without RENAME_EXCHANGE get two renames through "<dir>.replaced".
+inline constexpr const char* kReplacedDirectorySuffix = ".replaced";
+void install_directory(const std::filesystem::path& staging, const std::filesystem::path& dir);
+
 // Makes a finished rename or removal in `dir` durable.
 void sync_directory(const std::filesystem::path& dir);
 

@@ -1,11 +1,8 @@
 #include "checkpoint/checkpoint_saver.h"
 
-#include <stdio.h>  // renameat2
-
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fcntl.h>
 #include <string>
 #include <vector>
 
@@ -21,34 +18,10 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kStagingSuffix = ".staging";
-constexpr const char* kReplacedSuffix = ".replaced";
+constexpr const char* kReplacedSuffix = kReplacedDirectorySuffix;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-// The manifest without checksums, which the commit fills in: world rank 0 describes every shard
-// from the layout alone.
-Manifest describe(const model::ParameterStore& store, const train::Adam* adam, const parallel::ProcessGrid& grid,
-                  const CheckpointExtras& extras) {
-  Manifest m;
-  m.step = extras.step;
-  m.optimizer_step = adam ? adam->step() : -1;
-  m.tensor_parallel = grid.tp_size();
-  m.data_parallel = grid.dp_size();
-  m.config = extras.config;
-  m.sampler_state = extras.sampler_state;
-  for (int r = 0; r < grid.tp_size(); ++r) {
-    const std::string file = shard_name(r, grid.tp_size());
-    m.shards.push_back({file, 0, ""});
-    for (const ShardEntry& e : shard_entries(store, r, grid.tp_size(), adam != nullptr)) {
-      TensorRecord& record = m.tensors[e.key];
-      record.shape = unpadded_shape(store.info(e.param));
-      record.dtype = safetensors_dtype(store.dtype());
-      record.slices.push_back({file, e.box, ""});
-    }
-  }
-  return m;
 }
 
 uint64_t from_hex(const std::string& hex) { return hex.empty() ? 0 : std::stoull(hex, nullptr, 16); }
@@ -56,32 +29,6 @@ std::string to_hex(uint64_t v) {
   char text[17];
   std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(v));
   return text;
-}
-
-// Moves the finished staging directory to `dir`. When `dir` exists (the step is saved again) the
-// two are exchanged in one atomic step and the old one, now under the staging name, is removed:
-// whatever names `dir` (as `latest` may) sees a complete checkpoint at every instant. File systems
-// without RENAME_EXCHANGE get two renames, with the old checkpoint kept until the new one is in.
-void install(const fs::path& staging, const fs::path& dir, const fs::path& root) {
-  std::error_code ec;
-  if (!fs::exists(dir)) {
-    fs::rename(staging, dir, ec);
-    TESSERA_CHECK(!ec, "cannot rename ", staging, " to ", dir, ": ", ec.message());
-  } else if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) == 0) {
-    sync_directory(root);
-    fs::remove_all(staging, ec);
-  } else {
-    TESSERA_CHECK(errno == EINVAL || errno == ENOSYS, "cannot exchange ", staging, " with ", dir, ": ",
-                  std::strerror(errno));
-    const fs::path replaced = dir.string() + kReplacedSuffix;
-    fs::rename(dir, replaced, ec);
-    TESSERA_CHECK(!ec, "cannot rename ", dir, " to ", replaced, ": ", ec.message());
-    fs::rename(staging, dir, ec);
-    TESSERA_CHECK(!ec, "cannot rename ", staging, " to ", dir, ": ", ec.message());
-    sync_directory(root);
-    fs::remove_all(replaced, ec);
-  }
-  sync_directory(root);
 }
 
 // What a killed save leaves behind in ROOT: staging directories, directories being replaced, and
@@ -150,7 +97,14 @@ void CheckpointSaver::save(const model::ParameterStore& store, const train::Adam
       p->shard_keys.emplace_back();
       for (const ShardEntry& e : entries) p->shard_keys.back().push_back(e.key);
     }
-    if (grid_.world_rank() == 0) p->manifest = describe(store, adam, grid_, extras);
+    if (grid_.world_rank() == 0) {
+      p->manifest = describe_layout(store, grid_.tp_size(), adam != nullptr);
+      p->manifest.step = extras.step;
+      p->manifest.optimizer_step = adam ? adam->step() : -1;
+      p->manifest.data_parallel = grid_.dp_size();
+      p->manifest.config = extras.config;
+      p->manifest.sampler_state = extras.sampler_state;
+    }
     if (!p->writer) return;
     p->shard = snapshot_shard(store, moments ? &*moments : nullptr, grid_.tp_rank(), grid_.tp_size(), extras.step,
                               policy_.async);
@@ -236,16 +190,13 @@ void CheckpointSaver::commit() {
     Manifest& m = p.manifest;
     for (int r = 0; r < grid_.tp_size(); ++r) {
       const uint64_t* row = all.data() + words * static_cast<size_t>(r);
-      ShardRecord& shard = m.shards[static_cast<size_t>(r)];
-      shard.bytes = row[0];
-      shard.xxh3 = to_hex(row[1]);
+      SafetensorsWriter::Written written{row[0], to_hex(row[1]), {}};
       const std::vector<std::string>& keys = p.shard_keys[static_cast<size_t>(r)];
-      for (size_t i = 0; i < keys.size(); ++i)
-        for (ShardSlice& s : m.tensors.at(keys[i]).slices)
-          if (s.file == shard.file) s.xxh3 = to_hex(row[2 + i]);
+      for (size_t i = 0; i < keys.size(); ++i) written.tensor_xxh3[keys[i]] = to_hex(row[2 + i]);
+      record_written_shard(m, shard_name(r, grid_.tp_size()), written);
     }
     write_file_atomically(p.staging / kManifestName, m.to_json());
-    install(p.staging, p.dir, root_);
+    install_directory(p.staging, p.dir);
     write_file_atomically(root_ / "latest", p.dir.filename().string() + "\n");
     std::vector<int64_t> steps;
     for (const SavedCheckpoint& c : list_checkpoints(root_)) steps.push_back(c.step);

@@ -51,4 +51,31 @@ std::vector<ShardEntry> shard_entries(const model::ParameterStore& store, int tp
   return entries;
 }
 
+Manifest describe_layout(const model::ParameterStore& store, int tp_size, bool with_adam) {
+  Manifest m;
+  m.tensor_parallel = tp_size;
+  for (int r = 0; r < tp_size; ++r) {
+    const std::string file = shard_name(r, tp_size);
+    m.shards.push_back({file, 0, ""});
+    for (const ShardEntry& e : shard_entries(store, r, tp_size, with_adam)) {
+      TensorRecord& record = m.tensors[e.key];
+      record.shape = unpadded_shape(store.info(e.param));
+      record.dtype = safetensors_dtype(store.dtype());
+      record.slices.push_back({file, e.box, ""});
+    }
+  }
+  return m;
+}
+
+void record_written_shard(Manifest& m, const std::string& file, const SafetensorsWriter::Written& written) {
+  for (ShardRecord& shard : m.shards)
+    if (shard.file == file) {
+      shard.bytes = written.bytes;
+      shard.xxh3 = written.xxh3;
+    }
+  for (const auto& [key, sum] : written.tensor_xxh3)
+    for (ShardSlice& s : m.tensors.at(key).slices)
+      if (s.file == file) s.xxh3 = sum;
+}
+
 }  // namespace tessera::checkpoint

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "checkpoint/box.h"
+#include "checkpoint/manifest.h"
+#include "checkpoint/safetensors.h"
 #include "model/parameters.h"
 
 namespace tessera::checkpoint {
@@ -44,5 +46,13 @@ struct ShardEntry {
 
 // The tensors of shard `tp_rank` of a `tp_size`-way layout, in file order.
 std::vector<ShardEntry> shard_entries(const model::ParameterStore& store, int tp_rank, int tp_size, bool with_adam);
+
+// The manifest of a `tp_size`-way checkpoint of `store`'s model: every shard and, per tensor, its
+// unpadded shape, dtype and blocks. Step, config and checksums are left for the writer to fill.
+Manifest describe_layout(const model::ParameterStore& store, int tp_size, bool with_adam);
+
+// Records what write() reported for shard `file` in the manifest: its size and checksum, and the
+// checksum of each of its blocks.
+void record_written_shard(Manifest& manifest, const std::string& file, const SafetensorsWriter::Written& written);
 
 }  // namespace tessera::checkpoint
