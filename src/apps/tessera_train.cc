@@ -175,6 +175,10 @@ int run(const train::TrainOptions& o) {
                        "; not saving it again");
       return;
     }
+    if (saver->in_flight()) {  // the previous background save commits first
+      saver->finish();
+      TESSERA_LOG_INFO("saved checkpoint ", saver->last_committed().string());
+    }
     saver->save(trainer.store(), &trainer.optimizer(), {at_step, o.dump(), source->state()});
     checkpointed_step = at_step;
     if (o.async_save)

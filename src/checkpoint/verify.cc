@@ -40,7 +40,7 @@ std::string damage(const fs::path& path, const Manifest& m, const ShardRecord& w
     return what + detail::concat("every tensor's bytes match the manifest, so its header changed (xxh3 of the file ",
                                  got.xxh3, ", manifest ", want.xxh3, ")");
   } catch (const std::exception& e) {
-    return what + "its header no longer parses (" + e.what() + ")";
+    return what + "it no longer parses (" + e.what() + ")";
   }
 }
 
