@@ -16,6 +16,9 @@
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/checkpoint_saver.h"
+#include "checkpoint/manifest.h"
+#include "checkpoint/verify.h"
 #include "data/synthetic_task.h"
 #include "kernels/ops.h"
 #include "parallel/process_grid.h"
@@ -270,6 +273,53 @@ TEST(CheckpointResharding, AFailureOnOneRankFailsEveryRank) {
     const std::string want = grid.tp_rank() == 1 ? "truncated" : "failed on another rank";
     EXPECT_NE(message.find(want), std::string::npos) << "rank " << grid.world().rank() << ": " << message;
   });
+}
+
+// Ranks that write nothing wait for those that do. A slow file system (rank 0's shard takes 2.5 s
+// here) must be waited for under --io-timeout, not end the job as a collective that timed out
+// after --collective-timeout (1 s here), as it did when every wait had the collective deadline.
+TEST(CheckpointIo, ASlowWriterIsWaitedForUnderTheIoDeadline) {
+  kernels::set_num_threads(1);
+  SharedTempDir tmp;
+  parallel::ProcessGrid grid(1, world_size(), 1.0);  // only world rank 0 writes
+  train::Trainer t(options(1, world_size()), grid);
+  if (grid.world_rank() == 0) ::setenv("TESSERA_TEST_SLOW_SHARD_WRITE", "2.5", 1);
+  const fs::path dir = checkpoint::save_checkpoint(tmp.path(), t.store(), &t.optimizer(), grid, {1, "", "{}"});
+  ::unsetenv("TESSERA_TEST_SLOW_SHARD_WRITE");
+  EXPECT_TRUE(checkpoint::verify_checkpoint(dir).empty());
+}
+
+// A background save under tp x dp (and a sharded optimizer) writes the same bytes as a
+// synchronous one, while the ranks go on training.
+TEST(CheckpointAsync, ABackgroundSaveWritesWhatASynchronousSaveWrites) {
+  kernels::set_num_threads(1);
+  SharedTempDir tmp;
+  for (const Layout& layout : layouts()) {
+    if (layout.single) continue;
+    SCOPED_TRACE(layout.name());
+    parallel::ProcessGrid grid(layout.tp, layout.dp, 60.0);
+    train::TrainOptions o = options(layout.tp, layout.dp);
+    o.batch_sentences = 8;
+    o.shard_optimizer = layout.dp > 1;
+    train::Trainer t(o, grid);
+    for (int64_t step = 0; step < 2; ++step) t.train_step(batch_for_step(step));
+    const fs::path sync_root = tmp.path() / ("sync-" + layout.name()), async_root = tmp.path() / ("async-" + layout.name());
+    checkpoint::save_checkpoint(sync_root, t.store(), &t.optimizer(), grid, {2, "", "{}"});
+    checkpoint::CheckpointSaver saver(async_root, grid, {{}, true, 60});
+    saver.save(t.store(), &t.optimizer(), {2, "", "{}"});
+    t.train_step(batch_for_step(2));
+    saver.poll();
+    saver.finish();
+    const checkpoint::Manifest a = checkpoint::read_manifest(sync_root / "step-00000002");
+    const checkpoint::Manifest b = checkpoint::read_manifest(async_root / "step-00000002");
+    ASSERT_EQ(a.shards.size(), b.shards.size());
+    for (size_t i = 0; i < a.shards.size(); ++i) {
+      EXPECT_EQ(a.shards[i].xxh3, b.shards[i].xxh3) << a.shards[i].file;
+      EXPECT_EQ(a.shards[i].bytes, b.shards[i].bytes) << a.shards[i].file;
+    }
+    EXPECT_EQ(a.to_json(), b.to_json());
+    EXPECT_TRUE(checkpoint::verify_checkpoint(async_root / "step-00000002").empty());
+  }
 }
 
 }  // namespace
