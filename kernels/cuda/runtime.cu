@@ -128,6 +128,12 @@ class CudaAllocator final : public Allocator {
       CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
     }
   }
+  bool pin_host(void* host, size_t bytes) override {
+    if (bytes == 0) return false;
+    CUDA_CHECK(cudaHostRegister(host, bytes, cudaHostRegisterDefault));
+    return true;
+  }
+  void unpin_host(void* host) override { (void)cudaHostUnregister(host); }
   // One 2-D copy for all runs (cudaMemcpy2DAsync: width = row_bytes, height = rows).
   void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t row_bytes,
                  size_t rows) override {

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "checkpoint/shard_layout.h"
+#include "core/allocator.h"
 #include "kernels/ops.h"
 
 namespace tessera::checkpoint {
@@ -31,17 +32,31 @@ void simulate_slow_file_system() {
 
 ShardSnapshot snapshot_shard(const model::ParameterStore& store, const train::Adam::Moments* moments, int tp_rank,
                              int tp_size, int64_t step, bool copy) {
-  ShardSnapshot shard{shard_name(tp_rank, tp_size), tp_rank, tp_size, step, {}};
+  ShardSnapshot shard{shard_name(tp_rank, tp_size), tp_rank, tp_size, step, {}, nullptr};
+  std::vector<std::pair<std::string, Tensor>> sources;
+  int64_t elements = 0;
   for (const ShardEntry& e : shard_entries(store, tp_rank, tp_size, moments != nullptr)) {
     Tensor t = local_tensor(store, moments, e);
     // The saved block starts at the slice's first row; only trailing padded rows are cut.
     if (!t.shape().empty() && e.box.extent[0] < t.dim(0)) t = t.rows(0, e.box.extent[0]);
-    if (copy || !t.device().is_cpu()) {
-      Tensor host = Tensor::empty(t.shape(), t.dtype(), Device::cpu);
-      host.copy_from(t);
-      t = host;
-    }
-    shard.tensors.emplace_back(e.key, t);
+    elements += t.numel();
+    sources.emplace_back(e.key, t);
+  }
+  if (!copy && store.device().is_cpu()) {
+    shard.tensors = std::move(sources);
+    return shard;
+  }
+  // One host buffer for the whole shard, page-locked when the state is on a GPU.
+  const Tensor buffer = Tensor::empty({elements}, store.dtype(), Device::cpu);
+  Allocator& device = allocator_for(store.device());
+  if (device.pin_host(buffer.raw(), buffer.bytes()))
+    shard.pinned = std::shared_ptr<void>(buffer.raw(), [&device](void* p) { device.unpin_host(p); });
+  int64_t offset = 0;
+  for (const auto& [key, t] : sources) {
+    Tensor host = buffer.view(offset, t.shape());
+    host.copy_from(t);
+    offset += t.numel();
+    shard.tensors.emplace_back(key, host);
   }
   return shard;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,11 +20,14 @@ struct ShardSnapshot {
   int tp_rank = 0, tp_size = 1;
   int64_t step = 0;
   std::vector<std::pair<std::string, Tensor>> tensors;  // host tensors in shard_entries() order
+  // Copies of a GPU's state live in one page-locked host buffer (fast device-to-host copies);
+  // unpinned when the snapshot goes, before its memory is freed (members die in reverse order).
+  std::shared_ptr<void> pinned;
 };
 
 // Shard `tp_rank` of this rank's state: its values, and the moments (in the store's layout) when
-// `moments` is not null. `copy`: host copies independent of the store; otherwise views where the
-// store is on the host.
+// `moments` is not null. `copy`: host copies independent of the store (in pinned memory when the
+// store is on a GPU); otherwise views where the store is on the host.
 ShardSnapshot snapshot_shard(const model::ParameterStore& store, const train::Adam::Moments* moments, int tp_rank,
                              int tp_size, int64_t step, bool copy);
 
