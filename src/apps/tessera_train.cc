@@ -83,15 +83,15 @@ class Validator {
       eval::BleuAccumulator bleu;
       for (size_t i = 0; i < n; ++i) bleu.add(spm_->decode(hyps[i]), dev_.references[i]);
       quality = bleu.score().score;
-      TESSERA_LOG_INFO("valid step ", step, "  loss ", ev.loss, "  ppl ", std::exp(ev.loss), "  greedy ",
+      TESSERA_LOG_INFO("valid step ", step, "  loss ", full_precision(ev.loss), "  ppl ", std::exp(ev.loss), "  greedy ",
                        bleu.score().to_string(), " on ", n, " dev sentences");
     } else {
       quality = trainer.greedy_token_accuracy(dev_.pairs, 64);
-      TESSERA_LOG_INFO("valid step ", step, "  loss ", ev.loss, "  ppl ", std::exp(ev.loss), "  acc ", ev.accuracy,
+      TESSERA_LOG_INFO("valid step ", step, "  loss ", full_precision(ev.loss), "  ppl ", std::exp(ev.loss), "  acc ", ev.accuracy,
                        "  greedy token acc ", quality);
     }
     if (tsv_.is_open())
-      tsv_.append(detail::concat(step, "\t", minutes, "\t", ev.loss, "\t", std::exp(ev.loss), "\t", quality));
+      tsv_.append(full_precision(step, minutes, ev.loss, std::exp(ev.loss), quality));
   }
 
   // A few dev sentences with their translations, for the eye.

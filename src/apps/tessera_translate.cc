@@ -51,7 +51,7 @@ std::optional<Options> parse(int argc, char** argv, bool print) {
       ("spm", po::value(&o.spm), "SentencePiece model (default: spm.model in the training run's --data-dir)")
       ("input,i", po::value(&o.input), "source sentences, one per line (default: stdin)")
       ("output,o", po::value(&o.output), "translations, or the --score line (default: stdout)")
-      ("reference,r", po::value(&o.reference), "reference translations: print corpus BLEU (sacreBLEU 13a) to stderr")
+      ("reference,r", po::value(&o.reference), "reference translations: print corpus BLEU (sacreBLEU 13a) to stderr; with --score, the target sentences scored")
       ("score", bound(o.score), "translate nothing: print the label-smoothed and plain cross-entropy per target token and "
                                 "the log-probability of --reference given --input (line by line) in one line")
       ("max-tokens", bound(o.max_tokens), "--score: padded source + target tokens per batch")

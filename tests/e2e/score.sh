@@ -29,9 +29,9 @@ awk -v out="$work/corpus" 'BEGIN {
     print s "." > (out ".de"); print t "." > (out ".en");
   }
 }'
-"$prep" --source "$work/corpus.de" --target "$work/corpus.en" --out-dir "$work/data" --vocab-size 96 \
+"$prep" --source "$work/corpus.de" --target "$work/corpus.en" --out-dir "$work/data" --vocab-size 64 \
   --dev-size 40 --test-size 40 >"$work/prep.log" 2>&1 || fail "tessera-prep failed"
-"$train" --task corpus --data-dir "$work/data" --vocab-size 96 --d-model 32 --d-ff 64 --heads 4 --encoder-layers 1 \
+"$train" --task corpus --data-dir "$work/data" --vocab-size 64 --d-model 32 --d-ff 64 --heads 4 --encoder-layers 1 \
   --decoder-layers 1 --max-len 64 --max-tokens 1024 --warmup 10 --steps 30 --log-every 10 --valid-every 30 \
   --valid-bleu-sentences 4 --threads 1 --out-dir "$work/run" >"$work/train.log" 2>&1 || fail "tessera-train failed"
 
