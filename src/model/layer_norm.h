@@ -10,6 +10,8 @@ namespace tessera::model {
 
 class LayerNorm {
  public:
+  static constexpr double kEps = 1e-6;  // added to the variance (exporters read it)
+
   LayerNorm(ParameterStore& store, const std::string& name, int64_t d_model);
   int first_param() const { return gamma_; }
   int last_param() const { return beta_; }
@@ -17,7 +19,6 @@ class LayerNorm {
   Tensor backward(const Tensor& dy);  // returns dx; accumulates dgamma, dbeta
 
  private:
-  static constexpr double kEps = 1e-6;
   ParameterStore& store_;
   int gamma_, beta_;
   Tensor x_, mean_, rstd_;

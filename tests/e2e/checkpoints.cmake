@@ -8,7 +8,7 @@ add_test(NAME checkpoint_lifecycle
 # Rank 0's shard write takes 6 s (a stalled file system); with --io-timeout 1 the rank that waits
 # for it stops the job naming checkpoint I/O, not a collective (--collective-timeout is 300 s).
 add_test(NAME checkpoint_io_timeout_names_io
-         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/expect_abort.sh ${TESSERA_MPIRUN_ALLOWANCE}
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/expect_abort.sh 30
                  "rank 1 \\(world\\) waited 1 s for checkpoint I/O on other ranks \\(--io-timeout\\): writing a shard of checkpoint"
                  ${TESSERA_MPIRUN} -np 2 $<TARGET_FILE:tessera-train> --config ${CMAKE_SOURCE_DIR}/configs/tiny.cfg
                  --data-parallel 2 --threads 1 --steps 2 --io-timeout 1

@@ -179,7 +179,9 @@ void check_loss_curve(int tp, int dp, const CurveTolerance& tol, const Variant& 
     const auto batch = batch_for_step(layout_options(1, 1), step);
     const double want = reference.train_step(batch).loss, got = trainer.train_step(batch).loss;
     max_rel = std::max(max_rel, std::abs(got - want) / std::abs(want));
-    if (step < tol.early_steps) ASSERT_NEAR(got, want, tol.early_rtol * std::abs(want)) << "step " << step + 1;
+    if (step < tol.early_steps) {
+      ASSERT_NEAR(got, want, tol.early_rtol * std::abs(want)) << "step " << step + 1;
+    }
     if (step >= 20) want_late += want / 10, got_late += got / 10;
   }
   EXPECT_NEAR(got_late, want_late, tol.late_rtol * want_late) << "mean loss of steps 21-30";
