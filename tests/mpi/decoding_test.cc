@@ -12,6 +12,7 @@
 #include "eval/beam_search.h"
 #include "kernels/ops.h"
 #include "parallel/process_grid.h"
+#include "sharded_weights.h"
 #include "train/trainer.h"
 
 namespace tessera {
@@ -38,39 +39,6 @@ int world_size() {
   int world = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   return world;
-}
-
-// Element i of a parameter's local slice -> flat index in the single-process (unpadded) global
-// tensor, or -1 for a padded vocabulary row.
-int64_t global_flat_index(const model::ParamInfo& p, const Shape& global_shape, int64_t i) {
-  std::vector<int64_t> idx(p.local_shape.size());
-  for (size_t d = idx.size(); d-- > 0;) {
-    idx[d] = i % p.local_shape[d];
-    i /= p.local_shape[d];
-  }
-  if (!p.partition.is_replicated()) idx[p.partition.dim] += p.partition.index * p.local_shape[p.partition.dim];
-  int64_t flat = 0;
-  for (size_t d = 0; d < idx.size(); ++d) {
-    if (idx[d] >= global_shape[d]) return -1;
-    flat = flat * global_shape[d] + idx[d];
-  }
-  return flat;
-}
-
-// Gives the sharded model exactly the single-process model's weights: every rank copies its slice
-// of each global parameter. (Training both instead would compare two trajectories, which drift
-// apart by rounding.)
-void copy_weights(const model::ParameterStore& from, model::ParameterStore& to) {
-  ASSERT_EQ(from.size(), to.size());
-  for (size_t id = 0; id < to.size(); ++id) {
-    const model::ParamInfo& p = to.info(static_cast<int>(id));
-    const Tensor want = from.value(static_cast<int>(id));
-    Tensor got = to.value(static_cast<int>(id));
-    for (int64_t i = 0; i < got.numel(); ++i) {
-      const int64_t g = global_flat_index(p, from.info(static_cast<int>(id)).global_shape, i);
-      got.data<double>()[i] = g < 0 ? 0.0 : want.data<double>()[g];
-    }
-  }
 }
 
 // |z_a - z_b| of the reference model's logits at the position after `prefix` of sentence s.
@@ -172,7 +140,7 @@ TEST(DecodingLayout, GreedyAndBeamMatchSingleProcess) {
   task.seed = o.seed;
   for (int64_t step = 0; step < 200; ++step)
     reference.train_step(task.pairs(data::kTrainSplit, step * o.batch_sentences, o.batch_sentences));
-  copy_weights(reference.store(), sharded.store());
+  testing::copy_weights<double>(reference.store(), sharded.store());
   {
     SCOPED_TRACE("tp=" + std::to_string(tp) + ", trained weights");
     check_decoding(sharded.model(), reference.model(), batch);

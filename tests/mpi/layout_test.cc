@@ -21,6 +21,7 @@
 #include "kernels/ops.h"
 #include "parallel/compute_device.h"
 #include "parallel/process_grid.h"
+#include "sharded_weights.h"
 #include "train/trainer.h"
 
 namespace tessera {
@@ -90,22 +91,6 @@ std::vector<model::TokenPair> batch_for_step(const train::TrainOptions& o, int64
   return task.pairs(data::kTrainSplit, step * o.batch_sentences, o.batch_sentences);
 }
 
-// Element i of a local slice -> flat index in a global tensor of `global_shape`.
-int64_t global_flat_index(const model::ParamInfo& p, const Shape& global_shape, int64_t i) {
-  std::vector<int64_t> idx(p.local_shape.size());
-  for (size_t d = idx.size(); d-- > 0;) {
-    idx[d] = i % p.local_shape[d];
-    i /= p.local_shape[d];
-  }
-  if (!p.partition.is_replicated()) idx[p.partition.dim] += p.partition.index * p.local_shape[p.partition.dim];
-  int64_t flat = 0;
-  for (size_t d = 0; d < idx.size(); ++d) {
-    if (idx[d] >= global_shape[d]) return -1;  // a padded vocabulary row
-    flat = flat * global_shape[d] + idx[d];
-  }
-  return flat;
-}
-
 // Compares one step's loss and every gradient element this rank holds with the reference.
 void check_one_step(int tp, int dp, DType dtype, double rtol, const Variant& variant = {}) {
   SCOPED_TRACE("tp=" + std::to_string(tp) + " dp=" + std::to_string(dp) + " " + std::string(dtype_name(dtype)) + " " +
@@ -139,7 +124,7 @@ void check_one_step(int tp, int dp, DType dtype, double rtol, const Variant& var
     int bad = 0;
     for (int64_t i = 0; i < got_grad.numel() && bad < 3; ++i) {
       if (!holds_reduced_gradient(trainer, p.offset + i)) continue;
-      const int64_t g = global_flat_index(p, r.global_shape, i);
+      const int64_t g = testing::global_flat_index(p, r.global_shape, i);
       const double v = got_grad.data<double>()[i];
       if (g < 0) {  // padded vocabulary rows never receive gradient
         if (v != 0) ++bad, ADD_FAILURE() << p.name << " padded row element " << i << " has gradient " << v;

@@ -20,6 +20,7 @@
 #include "eval/score.h"
 #include "kernels/ops.h"
 #include "parallel/process_grid.h"
+#include "sharded_weights.h"
 #include "test_seed.h"
 #include "train/trainer.h"
 
@@ -129,39 +130,6 @@ void train_a_little(train::Trainer& single, const train::TrainOptions& o) {
     single.train_step(task.pairs(data::kTrainSplit, step * o.batch_sentences, o.batch_sentences));
 }
 
-// Element i of a parameter's local slice -> flat index in the one-process global tensor, or -1 for
-// a padded vocabulary row.
-int64_t global_flat_index(const model::ParamInfo& p, const Shape& global_shape, int64_t i) {
-  std::vector<int64_t> idx(p.local_shape.size());
-  for (size_t d = idx.size(); d-- > 0;) {
-    idx[d] = i % p.local_shape[d];
-    i /= p.local_shape[d];
-  }
-  if (!p.partition.is_replicated()) idx[p.partition.dim] += p.partition.index * p.local_shape[p.partition.dim];
-  int64_t flat = 0;
-  for (size_t d = 0; d < idx.size(); ++d) {
-    if (idx[d] >= global_shape[d]) return -1;
-    flat = flat * global_shape[d] + idx[d];
-  }
-  return flat;
-}
-
-// Gives a sharded model the one-process model's weights: each rank copies its slice of every
-// global parameter (padded vocabulary rows stay zero).
-template <typename T>
-void copy_weights(const model::ParameterStore& from, model::ParameterStore& to) {
-  ASSERT_EQ(from.size(), to.size());
-  for (size_t id = 0; id < to.size(); ++id) {
-    const model::ParamInfo& p = to.info(static_cast<int>(id));
-    const Tensor want = from.value(static_cast<int>(id));
-    Tensor got = to.value(static_cast<int>(id));
-    for (int64_t i = 0; i < got.numel(); ++i) {
-      const int64_t g = global_flat_index(p, from.info(static_cast<int>(id)).global_shape, i);
-      got.data<T>()[i] = g < 0 ? T(0) : want.data<T>()[g];
-    }
-  }
-}
-
 std::vector<std::pair<int, int>> layouts_for_world() {
   int world = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &world);
@@ -226,7 +194,7 @@ void check_layouts(DType dtype, double rtol) {
     for (const bool trained : {false, true}) {
       if (trained) {
         train_a_little(reference, o1);
-        copy_weights<T>(reference.store(), sharded.store());
+        testing::copy_weights<T>(reference.store(), sharded.store());
       }
       const std::string what = "tp=" + std::to_string(tp) + " dp=" + std::to_string(dp) +
                                (trained ? ", trained weights" : ", initial weights");

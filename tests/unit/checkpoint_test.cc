@@ -30,6 +30,7 @@
 #include "train/resume_config.h"
 #include "train/trainer.h"
 #include "devices.h"
+#include "file_test_util.h"
 #include "test_util.h"
 
 namespace tessera {
@@ -38,30 +39,14 @@ namespace {
 namespace fs = std::filesystem;
 using checkpoint::Box;
 
-// A fresh directory under the system temp dir, removed when the test ends.
-class TempDir {
+using testing::contains;
+using testing::error_of;
+
+// A scratch directory per test, removed when it ends.
+class TempDir : public testing::TempDir {
  public:
-  TempDir() : path_(fs::temp_directory_path() / ("tessera-ckpt-" + std::to_string(testing::rng()()))) {
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : testing::TempDir("tessera-ckpt-") {}
 };
-
-// The message of the tessera::Error that `f` throws ("" when it throws none).
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // Same dtype, shape and bytes, wherever the two tensors live (compared through host copies).
 bool same_bytes(const Tensor& a, const Tensor& b) {

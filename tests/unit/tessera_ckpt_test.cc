@@ -32,6 +32,7 @@
 #include "parallel/self_communicator.h"
 #include "train/optimizer.h"
 #include "train/options.h"
+#include "file_test_util.h"
 #include "test_util.h"
 
 namespace tessera {
@@ -39,28 +40,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
+using testing::contains;
+using testing::error_of;
+
+// A scratch directory per test, removed when it ends.
+class TempDir : public testing::TempDir {
  public:
-  TempDir() : path_(fs::temp_directory_path() / ("tessera-ckpt-tool-" + std::to_string(testing::rng()()))) {
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
+  TempDir() : testing::TempDir("tessera-ckpt-tool-") {}
 };
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 // Small, with a vocabulary of 29: padded to 30 rows at tp 2 and 32 at tp 4.
 train::TrainOptions small_options() {
