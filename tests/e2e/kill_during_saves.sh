@@ -22,7 +22,7 @@ RANDOM=$seed
 echo "kill seed $seed (replay with TESSERA_KILL_SEED=$seed)"
 rm -rf "$work" && mkdir -p "$work"
 export TESSERA_TEST_SLOW_SHARD_WRITE=0.1
-steps=60
+steps=$((50 * kills + 40))  # long enough that every kill lands before the end
 run() {  # run OUT_DIR [extra options...]
   local out=$1
   shift
