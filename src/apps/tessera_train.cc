@@ -26,6 +26,7 @@
 #include "train/batch_source.h"
 #include "train/divergence_guard.h"
 #include "train/resume_config.h"
+#include "train/stop_signals.h"
 #include "train/run_directory.h"
 #include "train/trainer.h"
 
@@ -112,6 +113,7 @@ class Validator {
 };
 
 int run(const train::TrainOptions& o) {
+  train::catch_stop_signals();
   const Device device = parallel::select_compute_device(o.device);
   parallel::ProcessGrid grid(o.tensor_parallel, o.data_parallel, o.collective_timeout, device, o.allow_tp_across_nodes);
   log_set_rank(grid.world_rank());
@@ -146,17 +148,23 @@ int run(const train::TrainOptions& o) {
   // The step whose state is already in save_dir: a resumed run that ends where it started (a
   // requeued job) must not save that step again.
   int64_t checkpointed_step = -1;
-  if (!o.resume.empty()) {
+  // --resume auto: the same command line starts a run and continues it after every requeue.
+  std::string resume = o.resume;
+  if (resume == "auto") {
+    resume = std::filesystem::exists(save_dir / "latest") ? save_dir.string() : "";
+    if (resume.empty()) TESSERA_LOG_INFO("--resume auto: no checkpoint in ", save_dir.string(), " yet; starting fresh");
+  }
+  if (!resume.empty()) {
     // The model is checked before a byte of it is read: same shapes do not make the same model.
     std::vector<std::string> changes;
     checkpoint::agree(grid.world(), checkpoint::attempt([&] {
-                        const auto dir = checkpoint::resolve_checkpoint(o.resume);
+                        const auto dir = checkpoint::resolve_checkpoint(resume);
                         changes = train::check_resume_config(checkpoint::read_manifest(dir).config, o, dir.string());
                       }),
-                      "checking the configuration of checkpoint " + o.resume);
+                      "checking the configuration of checkpoint " + resume);
     for (const std::string& change : changes) TESSERA_LOG_INFO("resumed with a changed option: ", change);
     const auto info =
-        checkpoint::load_checkpoint(o.resume, trainer.store(), &trainer.optimizer(), grid.world(), o.io_timeout);
+        checkpoint::load_checkpoint(resume, trainer.store(), &trainer.optimizer(), grid.world(), o.io_timeout);
     source->restore(info.sampler_state);
     TESSERA_LOG_INFO("resumed from ", info.dir.string(), " at step ", info.step, " (written by tp ",
                      info.tensor_parallel, " x dp ", info.data_parallel, ")");
@@ -207,6 +215,7 @@ int run(const train::TrainOptions& o) {
   auto minutes = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60; };
   double tokens = 0, seconds = 0;
   int64_t step = first_step;
+  int stopped_by = 0;  // the stop signal every rank agreed on, or 0
   while (step < o.steps) {
     const train::StepStats s = trainer.train_step(source->next());
     step = s.step;
@@ -215,12 +224,21 @@ int run(const train::TrainOptions& o) {
     seconds += s.seconds;
     if (curve.is_open()) curve.append(full_precision(s.step, s.loss, s.grad_norm, s.lr, s.target_tokens, s.seconds));
     guard.observe(s.step, s.loss);  // the loss is the global batch's: every rank stops together
-    // Every rank must agree on stopping: the time limit is taken from world rank 0's clock.
-    double stop = o.time_limit_minutes > 0 && minutes() >= o.time_limit_minutes ? 1 : 0;
-    grid.world().broadcast(&stop, 1, DType::f64, 0);
-    if (step % o.log_every == 0 || step == o.steps || stop > 0) {
+    // Every rank must agree on stopping: the time limit is taken from world rank 0's clock, and a
+    // stop signal counts wherever it arrived.
+    double stop_flags[2] = {grid.world_rank() == 0 && o.time_limit_minutes > 0 && minutes() >= o.time_limit_minutes ? 1.0 : 0.0,
+                            static_cast<double>(train::stop_signal())};
+    grid.world().all_reduce(stop_flags, 2, DType::f64, parallel::ReduceOp::max);
+    const double stop = stop_flags[0];
+    stopped_by = static_cast<int>(stop_flags[1]);
+    if (step % o.log_every == 0 || step == o.steps || stop > 0 || stopped_by != 0) {
       log_step(s, tokens / seconds);
       tokens = seconds = 0;
+    }
+    if (stopped_by != 0) {
+      TESSERA_LOG_INFO("received ", train::signal_name(stopped_by), ": saving a checkpoint at step ", step,
+                       " and stopping (exit code ", train::kExitStoppedBySignal, "; resume with --resume auto)");
+      break;
     }
     if (stop > 0) {
       TESSERA_LOG_INFO("time limit of ", o.time_limit_minutes, " minutes reached at step ", step);
@@ -234,6 +252,7 @@ int run(const train::TrainOptions& o) {
     saver->finish();
     TESSERA_LOG_INFO("saved checkpoint ", saver->last_committed().string());
   }
+  if (stopped_by != 0) return train::kExitStoppedBySignal;  // no validation: the job is about to end
   validator.run(trainer, step, minutes());
   validator.show_examples(trainer, 5);
   return 0;

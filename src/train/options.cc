@@ -91,7 +91,7 @@ std::vector<OptionGroup> option_groups(TrainOptions& o) {
       ("keep-every", bound(o.keep_every), "with --keep-last, also keep for good every checkpoint whose step is a multiple of K (0: none)")
       ("async-save", bound(o.async_save), "write checkpoints on a background thread while training continues (the step waits only for a host copy)")
       ("io-timeout", bound(o.io_timeout), "seconds a rank may wait for checkpoint writes and reads (its own or other ranks') before the job stops")
-      ("resume", bound(o.resume), "continue from this checkpoint (a step directory, or a save directory's latest); in the same --out-dir the learning curves continue from its step");
+      ("resume", bound(o.resume), "continue from this checkpoint (a step directory, or a save directory's latest), or 'auto': from <save-dir>/latest when it exists, else start fresh (one command line for the first start and every requeue); in the same --out-dir the learning curves continue from its step");
   return {{"General", general}, {"Model", model}, {"Training", training}, {"Data", data},
           {"Parallelism and runtime", parallel}};
 }
@@ -167,6 +167,8 @@ void TrainOptions::validate() const {
   TESSERA_CHECK(keep_every == 0 || keep_last > 0, "--keep-every: ", keep_every,
                 " needs --keep-last (without it every checkpoint is kept anyway)");
   TESSERA_CHECK(io_timeout > 0, "--io-timeout: must be positive, got ", io_timeout);
+  TESSERA_CHECK(resume != "auto" || !out_dir.empty() || !save_dir.empty(),
+                "--resume auto: continues from <save-dir>/latest, so it needs --save-dir or --out-dir");
   if (task == "corpus") {
     TESSERA_CHECK(!data_dir.empty(), "--data-dir: --task corpus needs the directory written by tessera-prep");
     TESSERA_CHECK(max_tokens > 0, "--max-tokens: must be positive, got ", max_tokens);

@@ -54,7 +54,7 @@ struct TrainOptions {
   int64_t keep_every = 0;        // ... and every step that is a multiple of K, for good (0: none)
   bool async_save = false;       // write checkpoints on a background thread while training goes on
   double io_timeout = 1800;      // seconds a rank may wait for checkpoint I/O
-  std::string resume;            // checkpoint directory to continue from
+  std::string resume;            // checkpoint directory to continue from, or "auto" (<save-dir>/latest if any)
 
   // The merged configuration as config-file text.
   std::string dump() const;

@@ -25,3 +25,14 @@ add_test(NAME checkpoint_kill_during_async_saves
 set_tests_properties(checkpoint_lifecycle checkpoint_kill_during_async_saves PROPERTIES TIMEOUT 300 LABELS "e2e;mpi"
                      ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
 set_tests_properties(checkpoint_io_timeout_names_io PROPERTIES TIMEOUT 120 LABELS "e2e;mpi")
+
+# SIGUSR1 and SIGTERM on the ranks mid-run: a checkpoint at that step, exit code 75, and the same
+# command line (--resume auto) finishes the run bit for bit as an uninterrupted one.
+foreach(signal USR1 TERM)
+  add_test(NAME train_stops_on_sig${signal}_and_resumes
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/stop_signal.sh ${signal} ${TESSERA_MPIRUN} --
+                   $<TARGET_FILE:tessera-train> ${CMAKE_SOURCE_DIR}/configs/tiny.cfg
+                   ${CMAKE_CURRENT_BINARY_DIR}/stop_signal_${signal})
+  set_tests_properties(train_stops_on_sig${signal}_and_resumes PROPERTIES TIMEOUT 300 LABELS "e2e;mpi"
+                       ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+endforeach()
