@@ -1,20 +1,14 @@
 #include "checkpoint/checkpoint.h"
 
-#include <cmath>
 #include <cstdio>
-#include <exception>
 #include <fstream>
-#include <map>
 #include <optional>
-#include <utility>
-#include <vector>
 
 #include "checkpoint/agreement.h"
+#include "checkpoint/checkpoint_reader.h"
 #include "checkpoint/checkpoint_saver.h"
 #include "checkpoint/manifest.h"
-#include "checkpoint/safetensors.h"
 #include "checkpoint/shard_layout.h"
-#include "checkpoint/verify.h"
 
 namespace tessera::checkpoint {
 
@@ -32,44 +26,31 @@ Tensor local_tensor(const model::ParameterStore& store, const train::Adam::Momen
   return (role == Role::first_moment ? moments->m : moments->v).view(p.offset, p.local_shape);
 }
 
-// Fills `dst` (this rank's slice `local` of tensor `key`, padded rows included) from whichever
-// saved slices overlap it, opening shard files on first use.
-void load_tensor(const fs::path& dir, const Manifest& m, std::map<std::string, SafetensorsFile>& files,
-                 const std::string& key, const model::ParamInfo& p, Tensor dst) {
-  const auto it = m.tensors.find(key);
-  TESSERA_CHECK(it != m.tensors.end(), "parameter ", key, " is missing from checkpoint ", dir);
-  const TensorRecord& record = it->second;
+// Fills `dst` (this rank's slice of tensor `key`, padded rows included): the slice's real rows
+// from whichever saved blocks overlap them, its padded rows with zeros.
+void load_tensor(CheckpointReader& reader, const std::string& key, const model::ParamInfo& p, Tensor dst) {
+  TESSERA_CHECK(reader.has(key), "parameter ", key, " is missing from checkpoint ", reader.dir());
+  const TensorRecord& record = reader.record(key);
   TESSERA_CHECK(record.shape == unpadded_shape(p), "parameter ", key, " has global shape ", shape_string(record.shape),
-                " in checkpoint ", dir, " but ", shape_string(unpadded_shape(p)), " in the model");
-  const Box local = slice_box(p, p.partition.index);
-  Tensor host = Tensor::zeros(p.local_shape, dst.dtype());  // padded rows stay zero
-  int64_t copied = 0;
-  for (const ShardSlice& s : record.slices) {
-    const std::optional<Box> overlap = intersect(local, s.box);
-    if (!overlap) continue;
-    auto file = files.find(s.file);
-    if (file == files.end()) file = files.emplace(s.file, open_verified_shard(dir, m, s.file)).first;
-    const SafetensorsFile::Entry& e = file->second.entry(key);
-    TESSERA_CHECK(e.shape == s.box.extent, "shard ", file->second.path(), " holds ", key, " with shape ",
-                  shape_string(e.shape), " but the manifest says ", shape_string(s.box.extent));
-    copy_box(file->second.data(e), e.dtype, s.box, host.raw(), host.dtype(), local, *overlap);
-    copied += overlap->numel();
+                " in checkpoint ", reader.dir(), " but ", shape_string(unpadded_shape(p)), " in the model");
+  Tensor host = Tensor::zeros(p.local_shape, dst.dtype());
+  if (const std::optional<Box> real = real_part(p, slice_box(p, p.partition.index))) {
+    const Tensor block = reader.read(key, *real, dst.dtype());
+    // Padding is only ever trailing rows, so the real part is the slice's leading rows.
+    (p.local_shape.empty() ? host : host.rows(0, real->extent[0])).copy_from(block);
   }
-  const std::optional<Box> needed = real_part(p, local);
-  TESSERA_CHECK(copied == (needed ? needed->numel() : 0), "checkpoint ", dir, " does not cover ", key, " slice ",
-                box_string(local), ": its slices supply ", copied, " elements");
   dst.copy_from(host);
 }
 
 CheckpointInfo load_local(const fs::path& dir, model::ParameterStore& store, train::Adam* adam) {
-  const fs::path resolved = resolve_checkpoint(dir);
-  const Manifest m = read_manifest(resolved);
+  CheckpointReader reader(dir);
+  const fs::path& resolved = reader.dir();
+  const Manifest& m = reader.manifest();
   TESSERA_CHECK(adam == nullptr || m.optimizer_step >= 0, "checkpoint ", resolved,
                 " holds no optimizer state; load it without the optimizer to start a new one");
   for (const auto& [key, record] : m.tensors)
     TESSERA_CHECK(key.starts_with("adam.") || store.find(key) >= 0, "checkpoint ", resolved, " holds tensor ", key,
                   " that the model does not have");
-  std::map<std::string, SafetensorsFile> files;
   // Moments load in the store's layout: straight into Adam's, or, sharded, into full-size
   // temporaries of which Adam keeps its part.
   std::optional<train::Adam::Moments> moments;
@@ -80,7 +61,7 @@ CheckpointInfo load_local(const fs::path& dir, model::ParameterStore& store, tra
   for (size_t id = 0; id < store.size(); ++id) {
     const model::ParamInfo& p = store.info(static_cast<int>(id));
     for (Role role : roles(adam != nullptr))
-      load_tensor(resolved, m, files, key_of(p.name, role), p,
+      load_tensor(reader, key_of(p.name, role), p,
                   local_tensor(store, moments ? &*moments : nullptr, static_cast<int>(id), role));
   }
   if (adam) {

@@ -1,6 +1,6 @@
-// Reading any block of any tensor of a checkpoint, outside a run: the offline tools (tessera-ckpt
-// convert, average, export) read what they need box by box, in whatever layout they write, from
-// whatever layout wrote the checkpoint. Each shard file is verified (verify.h) once, when first
+// Reading any block of any tensor of a checkpoint: load_checkpoint reads each rank's slices with
+// it, and the offline tools (tessera-ckpt convert, average, export) read what they need box by
+// box, in whatever layout they write, from whatever layout wrote the checkpoint. Each shard file is verified (verify.h) once, when first
 // needed, and stays mapped; the pages a read touched are handed back to the kernel afterwards, so
 // reading a whole checkpoint keeps only the blocks in hand resident, not the files.
 #pragma once
