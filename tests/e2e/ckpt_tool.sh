@@ -50,16 +50,8 @@ case "$case_name" in
 setup)
   rm -rf "$work/run" && mkdir -p "$work/run"
   here="$work/run"
-  awk -v out="$here/corpus" 'BEGIN {
-    srand(11);
-    n = split("der Hund die Katze sieht das Haus groß klein rot blau und läuft schnell langsam ein Mann Frau Kind Baum", de, " ");
-    split("the dog the cat sees the house big small red blue and runs fast slowly a man woman child tree", en, " ");
-    for (i = 0; i < 1000; ++i) {
-      words = 3 + int(rand() * 6); s = ""; t = "";
-      for (w = 0; w < words; ++w) { k = 1 + int(rand() * n); s = s (w ? " " : "") de[k]; t = t (w ? " " : "") en[k]; }
-      print s "." > (out ".de"); print t "." > (out ".en");
-    }
-  }'
+  bash "$(dirname "$0")/toy_corpus.sh" "$here/corpus" 1000 3 11 20
+
   "$prep" --source "$here/corpus.de" --target "$here/corpus.en" --out-dir "$here/data" --vocab-size 48 \
     --dev-size 24 --test-size 24 >"$here/prep.log" 2>&1 || fail "tessera-prep failed"
   common=(--task corpus --data-dir "$here/data" --vocab-size 48 --d-model 32 --d-ff 64 --heads 4 --encoder-layers 2

@@ -19,16 +19,7 @@ rm -rf "$work" && mkdir -p "$work"
 fail() { echo "FAIL: $*"; for f in "$work"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
 
 # 2000 pairs of 4-9 words, each English word the translation of the German one.
-awk -v out="$work/corpus" 'BEGIN {
-  srand(7);
-  n = split("der Hund die Katze sieht das Haus groß klein rot blau und läuft schnell langsam ein Mann Frau Kind Baum heute gestern Stadt Garten", de, " ");
-  split("the dog the cat sees the house big small red blue and runs fast slowly a man woman child tree today yesterday city garden", en, " ");
-  for (i = 0; i < 2000; ++i) {
-    words = 4 + int(rand() * 6); s = ""; t = "";
-    for (w = 0; w < words; ++w) { k = 1 + int(rand() * n); s = s (w ? " " : "") de[k]; t = t (w ? " " : "") en[k]; }
-    print s "." > (out ".de"); print t "." > (out ".en");
-  }
-}'
+bash "$(dirname "$0")/toy_corpus.sh" "$work/corpus" 2000 4 7 24
 "$prep" --source "$work/corpus.de" --target "$work/corpus.en" --out-dir "$work/data" --vocab-size 64 \
   --dev-size 40 --test-size 40 >"$work/prep.log" 2>&1 || fail "tessera-prep failed"
 "$train" --task corpus --data-dir "$work/data" --vocab-size 64 --d-model 32 --d-ff 64 --heads 4 --encoder-layers 1 \
