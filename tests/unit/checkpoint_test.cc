@@ -48,6 +48,15 @@ class TempDir : public testing::TempDir {
   TempDir() : testing::TempDir("tessera-ckpt-") {}
 };
 
+// A file's bytes, and writing them back (to damage a shard on purpose).
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+void write_bytes(const fs::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
 // Same dtype, shape and bytes, wherever the two tensors live (compared through host copies).
 bool same_bytes(const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
@@ -291,6 +300,24 @@ TEST_P(Checkpoint, ResumedRunReproducesTheUninterruptedRunBitForBit) {
   EXPECT_TRUE(same_bytes(resumed.trainer.optimizer().second_moment(), straight.trainer.optimizer().second_moment()));
 }
 
+// A background save snapshots the trainer's state into one host buffer (page-locked when the state
+// is on a GPU) and writes exactly what a synchronous save writes, while training goes on.
+TEST_P(Checkpoint, BackgroundSaveOfTheDevicesStateWritesTheSynchronousBytes) {
+  TempDir tmp;
+  Fixture a(tiny_options(testing::rng()()), DType::f32, device());
+  a.train(0, 2);
+  a.save(tmp.path() / "sync", 2);
+  {
+    checkpoint::CheckpointSaver saver(tmp.path() / "async", a.grid, {{}, true, 60});
+    saver.save(a.trainer.store(), &a.trainer.optimizer(), extras_for(a.options, 2));
+    a.train(2, 1);  // changes the state the snapshot was taken from
+    saver.finish();
+  }
+  EXPECT_EQ(read_bytes(tmp.path() / "async/step-00000002/model-tp0-of-1.safetensors"),
+            read_bytes(tmp.path() / "sync/step-00000002/model-tp0-of-1.safetensors"));
+  EXPECT_TRUE(checkpoint::verify_checkpoint(tmp.path() / "async/step-00000002").empty());
+}
+
 // A checkpoint written from a GPU's state loads on the CPU bit for bit, and one written on the CPU
 // loads into a model on the GPU: values, both Adam moments and the step.
 TEST(Checkpoint, ADeviceCheckpointLoadsOnTheCpuBitForBit) {
@@ -394,14 +421,6 @@ TEST(Checkpoint, ModelMismatchNamesTheParameterAndBothShapes) {
 }
 
 // --- integrity: checksums, metadata, safe re-saves ---------------------------------------
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
 
 // A re-save of the step `latest` names (a requeued job that resumed from its final checkpoint)
 // used to delete that directory before writing it again: a kill in between lost the run's only
