@@ -20,7 +20,8 @@ class Allocator {
   virtual void copy_rows(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t row_bytes,
                          size_t rows) = 0;
   // Page-locks `bytes` of host memory at `host` so that copies between it and this device run at
-  // full bus speed (cudaHostRegister); false where pinning means nothing (the CPU). unpin_host
+  // full bus speed (cudaHostRegister); false where pinning means nothing (the CPU) or the platform
+  // refuses it (the memory stays pageable and copies still work). unpin_host
   // undoes it and never throws.
   virtual bool pin_host(void* /*host*/, size_t /*bytes*/) { return false; }
   virtual void unpin_host(void* /*host*/) {}
