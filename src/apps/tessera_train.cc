@@ -237,11 +237,13 @@ int run(const train::TrainOptions& o) {
     }
     if (stopped_by != 0) {
       TESSERA_LOG_INFO("received ", train::signal_name(stopped_by), ": saving a checkpoint at step ", step,
-                       " and stopping (exit code ", train::kExitStoppedBySignal, "; resume with --resume auto)");
+                       " and stopping (exit code ", train::kExitStoppedEarly, "; resume with --resume auto)");
       break;
     }
     if (stop > 0) {
-      TESSERA_LOG_INFO("time limit of ", o.time_limit_minutes, " minutes reached at step ", step);
+      TESSERA_LOG_INFO("time limit of ", o.time_limit_minutes, " minutes reached at step ", step, " of ", o.steps,
+                       ": saving a checkpoint and stopping (exit code ", train::kExitStoppedEarly,
+                       "; resume with --resume auto)");
       break;
     }
     if (o.valid_every > 0 && step % o.valid_every == 0 && step != o.steps) validator.run(trainer, step, minutes());
@@ -252,10 +254,11 @@ int run(const train::TrainOptions& o) {
     saver->finish();
     TESSERA_LOG_INFO("saved checkpoint ", saver->last_committed().string());
   }
-  if (stopped_by != 0) return train::kExitStoppedBySignal;  // no validation: the job is about to end
+  if (stopped_by != 0) return train::kExitStoppedEarly;  // no validation: the job is about to end
   validator.run(trainer, step, minutes());
   validator.show_examples(trainer, 5);
-  return 0;
+  // A run cut short by --time-limit is resumable too: the batch script requeues on this code.
+  return step < o.steps ? train::kExitStoppedEarly : 0;
 }
 
 }  // namespace

@@ -2,15 +2,16 @@
 // SIGINT or - when asked with `--signal` - SIGUSR1 before a job is killed at its time limit or
 // preempted. tessera-train catches them: the handler only records the signal, and at the next
 // step boundary every rank learns of it (the signal is reduced over the world, since it may reach
-// only some ranks), saves a checkpoint, and exits with kExitStoppedBySignal so the batch script
+// only some ranks), saves a checkpoint, and exits with kExitStoppedEarly so the batch script
 // can requeue the job. A second signal while the checkpoint is written changes nothing: the save
 // goes on, and its files appear whole or not at all.
 #pragma once
 
 namespace tessera::train {
 
-// The exit code of a run that stopped on a signal after saving (EX_TEMPFAIL: try again later).
-inline constexpr int kExitStoppedBySignal = 75;
+// The exit code of a run that stopped before --steps, on a stop signal or at --time-limit, after
+// saving its checkpoint (EX_TEMPFAIL: try again later). launch/train.sbatch requeues on it.
+inline constexpr int kExitStoppedEarly = 75;
 
 // Installs the handlers for SIGTERM, SIGINT and SIGUSR1 (replacing the default actions).
 void catch_stop_signals();
