@@ -133,6 +133,14 @@ class ScopedWaitDeadline {
   Communicator& comm_;
 };
 
+// Seconds this process's threads have spent blocked waiting for collectives to complete, since
+// the start (summed over communicators). It is the communication a step could not hide behind
+// compute: on host buffers (MPI) every blocking call and wait() counts; on device buffers (NCCL)
+// the host does not block, so only their host-side (MPI) waits count.
+double host_wait_seconds();
+// Adds to host_wait_seconds(); called by the communicators where they block.
+void add_host_wait_seconds(double seconds);
+
 // The one-line description used by deadline diagnostics, e.g. "all_reduce(count=4096, f32, sum)".
 std::string describe_collective(std::string_view name, size_t count, DType dtype);
 std::string describe_collective(std::string_view name, size_t count, DType dtype, ReduceOp op);

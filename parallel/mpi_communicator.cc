@@ -203,6 +203,7 @@ void MpiCommunicator::wait_for(const Op& op) {
       abort_on_timeout(op);
     }
   }
+  add_host_wait_seconds(std::chrono::duration<double>(clock::now() - start).count());
   if (op.error) std::rethrow_exception(op.error);
 }
 

@@ -65,6 +65,13 @@ std::vector<OptionGroup> option_groups(TrainOptions& o) {
       ("divergence-factor", bound(o.divergence_factor), "stop when the training loss stays above this x ln(vocab size) (0: never)")
       ("divergence-steps", bound(o.divergence_steps), "... for this many consecutive steps");
 
+  po::options_description metrics("Metrics");
+  metrics.add_options()
+      ("tensorboard", bound(o.tensorboard), "write TensorBoard event files (scalars) into --out-dir, beside metrics.jsonl")
+      ("peak-gflops", bound(o.peak_gflops), "per-rank matrix-product peak in GFLOP/s for the reported % of peak (0: measure a 1024^3 product at start)")
+      ("straggler-every", bound(o.straggler_every), "every N steps compare the ranks' step times and name a straggler (0: never)")
+      ("straggler-threshold", bound(o.straggler_threshold), "percent above the median step time that makes a rank a straggler");
+
   po::options_description data("Data");
   data.add_options()
       ("task", bound(o.task), "copy | reverse (synthetic) | corpus (--data-dir)")
@@ -92,7 +99,7 @@ std::vector<OptionGroup> option_groups(TrainOptions& o) {
       ("async-save", bound(o.async_save), "write checkpoints on a background thread while training continues (the step waits only for a host copy)")
       ("io-timeout", bound(o.io_timeout), "seconds a rank may wait for checkpoint writes and reads (its own or other ranks') before the job stops")
       ("resume", bound(o.resume), "continue from this checkpoint (a step directory, or a save directory's latest), or 'auto': from <save-dir>/latest when it exists, else start fresh (one command line for the first start and every requeue); in the same --out-dir the learning curves continue from its step");
-  return {{"General", general}, {"Model", model}, {"Training", training}, {"Data", data},
+  return {{"General", general}, {"Model", model}, {"Training", training}, {"Metrics", metrics}, {"Data", data},
           {"Parallelism and runtime", parallel}};
 }
 
@@ -153,6 +160,9 @@ void TrainOptions::validate() const {
   TESSERA_CHECK(time_limit_minutes >= 0, "--time-limit: must not be negative, got ", time_limit_minutes);
   TESSERA_CHECK(divergence_factor >= 0, "--divergence-factor: must not be negative (0: off), got ", divergence_factor);
   TESSERA_CHECK(divergence_steps >= 1, "--divergence-steps: must be at least 1, got ", divergence_steps);
+  TESSERA_CHECK(peak_gflops >= 0, "--peak-gflops: must not be negative (0: measure), got ", peak_gflops);
+  TESSERA_CHECK(straggler_every >= 0, "--straggler-every: must not be negative (0: never), got ", straggler_every);
+  TESSERA_CHECK(straggler_threshold > 0, "--straggler-threshold: must be positive, got ", straggler_threshold);
   TESSERA_CHECK(data_parallel >= 1, "--data-parallel: must be at least 1, got ", data_parallel);
   TESSERA_CHECK(bucket_mb > 0, "--bucket-mb: must be positive, got ", bucket_mb);
   TESSERA_CHECK(collective_timeout > 0, "--collective-timeout: must be positive, got ", collective_timeout);

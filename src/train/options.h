@@ -32,6 +32,12 @@ struct TrainOptions {
   double divergence_factor = 2;  // stop when the loss stays above this x ln V ... (0: never)
   int64_t divergence_steps = 20; // ... for this many consecutive steps
 
+  // metrics
+  bool tensorboard = true;          // TensorBoard event files in --out-dir (beside metrics.jsonl)
+  double peak_gflops = 0;           // per-rank matrix-product peak for "% of peak" (0: measured at start)
+  int64_t straggler_every = 100;    // gather per-rank step times every N steps (0: never)
+  double straggler_threshold = 20;  // name the slowest rank when it is this many percent slower than the median
+
   // data
   std::string task = "reverse";  // copy | reverse | corpus
   int64_t min_len = 4, max_len = 12;

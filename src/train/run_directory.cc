@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "checkpoint/atomic_file.h"
 #include "core/error.h"
 #include "core/write_all.h"
@@ -72,20 +74,38 @@ DirectoryLock::DirectoryLock(const fs::path& dir, const std::string& option) {
   if (::ftruncate(fd_.get(), 0) == 0) write_text(fd_.get(), owner, path);
 }
 
-CurveFile::CurveFile(const fs::path& path, const std::string& header, int64_t resume_step) : path_(path) {
-  std::string kept = header + "\n";
+CurveFile::CurveFile(const fs::path& path, const std::string& header, int64_t resume_step)
+    : CurveFile(path, header + "\n", resume_step, [&header](const std::string& line) -> std::optional<int64_t> {
+        // Rows start with their step; a row cut short (a crash mid-write) has fewer columns: dropped.
+        const auto columns = [](const std::string& s) { return std::count(s.begin(), s.end(), '\t'); };
+        std::istringstream row(line);
+        int64_t step = 0;
+        if (!(row >> step) || columns(line) != columns(header)) return std::nullopt;
+        return step;
+      }) {}
+
+CurveFile CurveFile::json_lines(const fs::path& path, int64_t resume_step) {
+  return CurveFile(path, "", resume_step, [](const std::string& line) -> std::optional<int64_t> {
+    // A record cut short does not parse: dropped. Records without a step belong to no step: kept.
+    const auto record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!record.is_object()) return std::nullopt;
+    const auto step = record.find("step");
+    return step != record.end() && step->is_number_integer() ? step->get<int64_t>() : 0;
+  });
+}
+
+CurveFile::CurveFile(const fs::path& path, const std::string& header_lines, int64_t resume_step,
+                     const std::function<std::optional<int64_t>(const std::string&)>& step_of)
+    : path_(path) {
+  std::string kept = header_lines;
   if (resume_step > 0 && fs::exists(path)) {
     std::ifstream in(path);
     TESSERA_CHECK(in.good(), "cannot read ", path.string(), " to continue its learning curve");
-    const auto columns = [](const std::string& s) { return std::count(s.begin(), s.end(), '\t'); };
     std::string line;
-    std::getline(in, line);  // the old header
+    if (!header_lines.empty()) std::getline(in, line);  // the old header
     while (std::getline(in, line)) {
-      // Rows start with their step; a row cut short (a crash mid-write) has fewer columns: dropped.
-      std::istringstream row(line);
-      int64_t step = 0;
-      if (!(row >> step) || columns(line) != columns(header)) continue;
-      if (step <= resume_step) kept += line + "\n";
+      const std::optional<int64_t> step = step_of(line);
+      if (step && *step <= resume_step) kept += line + "\n";
     }
   }
   checkpoint::write_file_atomically(path, kept);

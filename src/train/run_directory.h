@@ -5,6 +5,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <optional>
+#include <iomanip>
+#include <sstream>
 #include <string>
 
 #include "core/owned_fd.h"
@@ -29,6 +33,17 @@ class DirectoryLock {
   OwnedFd fd_;  // closing the lock file releases the flock
 };
 
+// A row of a learning curve: tab-separated values at full precision (17 significant digits, so
+// doubles round-trip and runs can be compared exactly).
+template <typename... T>
+std::string full_precision_row(const T&... values) {
+  std::ostringstream os;
+  os << std::setprecision(17);
+  const char* sep = "";
+  ((os << sep << values, sep = "\t"), ...);
+  return os.str();
+}
+
 // A tab-separated learning curve (train.tsv, valid.tsv) whose first column is the step.
 class CurveFile {
  public:
@@ -39,11 +54,20 @@ class CurveFile {
   // and renamed into place, so a crash here loses nothing.
   CurveFile(const std::filesystem::path& path, const std::string& header, int64_t resume_step);
 
+  // One JSON object per line (metrics.jsonl), no header. Resumed at step N it keeps the records
+  // whose "step" is <= N and those without a step, and drops lines that do not parse.
+  static CurveFile json_lines(const std::filesystem::path& path, int64_t resume_step);
+
   bool is_open() const { return fd_.valid(); }
   // Appends `line` and a newline in one write(2); throws naming the file when it fails.
   void append(const std::string& line);
 
  private:
+  // Keeps `header_lines`, then (resuming) the old file's lines past its header whose step_of() is
+  // a step <= resume_step.
+  CurveFile(const std::filesystem::path& path, const std::string& header_lines, int64_t resume_step,
+            const std::function<std::optional<int64_t>(const std::string&)>& step_of);
+
   std::filesystem::path path_;
   OwnedFd fd_;
 };
