@@ -26,11 +26,15 @@ set_tests_properties(checkpoint_lifecycle checkpoint_kill_during_async_saves PRO
                      ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
 set_tests_properties(checkpoint_io_timeout_names_io PROPERTIES TIMEOUT 120 LABELS "e2e;mpi")
 
-# SIGUSR1 and SIGTERM on the ranks mid-run: a checkpoint at that step, exit code 75, and the same
-# command line (--resume auto) finishes the run bit for bit as an uninterrupted one.
-foreach(signal USR1 TERM)
+# SIGUSR1 and SIGTERM on the ranks of a tp 2 job under mpirun, SIGINT on a single process, mid-run
+# and again during the save: a checkpoint at that step, exit code 75, and the same command line
+# (--resume auto) finishes the run bit for bit as an uninterrupted one.
+foreach(signal_ranks USR1:2 TERM:2 INT:1)
+  string(REPLACE ":" ";" signal_ranks "${signal_ranks}")
+  list(GET signal_ranks 0 signal)
+  list(GET signal_ranks 1 ranks)
   add_test(NAME train_stops_on_sig${signal}_and_resumes
-           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/stop_signal.sh ${signal} ${TESSERA_MPIRUN} --
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/stop_signal.sh ${signal} ${ranks} ${TESSERA_MPIRUN} --
                    $<TARGET_FILE:tessera-train> ${CMAKE_SOURCE_DIR}/configs/tiny.cfg
                    ${CMAKE_CURRENT_BINARY_DIR}/stop_signal_${signal})
   set_tests_properties(train_stops_on_sig${signal}_and_resumes PROPERTIES TIMEOUT 300 LABELS "e2e;mpi"

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # A stop signal (what SLURM sends before a time limit or a preemption) ends a run cleanly, and the
-# same command line continues it. A tp 2 run under mpirun with --resume auto gets SIGUSR1 (or
-# SIGTERM) on its ranks mid-run; it must save a checkpoint at the step it stopped at and exit
-# with code 75. Started again with the same command line it resumes from that checkpoint, and
-# the finished run's parameters and moments equal an uninterrupted run's bit for bit, with one
-# line per step in train.tsv.
-# usage: stop_signal.sh SIGNAL MPIRUN... -- TESSERA_TRAIN CONFIG WORKDIR
+# same command line continues it. A run with --resume auto - a tp RANKS job under mpirun, or a
+# single process without a launcher when RANKS is 1 - gets SIGNAL on every rank mid-run, and the
+# same signal again while it writes its checkpoint (writes slowed to 1 s by a test hook); it must
+# save the step it stopped at, untouched by the second signal, and exit with code 75. Started
+# again with the same command line it resumes from that checkpoint, and the finished run's
+# parameters and moments equal an uninterrupted run's bit for bit, with one line per step in
+# train.tsv.
+# usage: stop_signal.sh SIGNAL RANKS MPIRUN... -- TESSERA_TRAIN CONFIG WORKDIR
 set -euo pipefail
-signal=$1
-shift
+signal=$1 ranks=$2
+shift 2
 mpirun=()
 while [ "$1" != "--" ]; do mpirun+=("$1"); shift; done
 shift
@@ -16,21 +18,28 @@ train="$1" config="$2" work="$3"
 rm -rf "$work" && mkdir -p "$work"
 steps=1000
 fail() { echo "FAIL: $*"; exit 1; }
+launcher=("${mpirun[@]}" -np "$ranks")
+[ "$ranks" = 1 ] && launcher=()
 run() {  # run OUT_DIR: the one command line of every (re)start
-  "${mpirun[@]}" -np 2 "$train" --config "$config" --tensor-parallel 2 --threads 1 --steps $steps \
+  "${launcher[@]}" "$train" --config "$config" --tensor-parallel "$ranks" --threads 1 --steps $steps \
     --log-every 500 --batch-sentences 16 --resume auto --out-dir "$1"
 }
 shard_sums() { grep -o '"bytes":[0-9]*,"file":"[^"]*","xxh3":"[0-9a-f]*"' "$1/manifest.json"; }
 
 run "$work/straight" >"$work/straight.log" 2>&1 || { cat "$work/straight.log"; fail "the uninterrupted run failed"; }
 
-run "$work/stopped" >"$work/first.log" 2>&1 &
+TESSERA_TEST_SLOW_SHARD_WRITE=1 run "$work/stopped" >"$work/first.log" 2>&1 &
 job=$!
 for _ in $(seq 600); do  # until 200 steps are done (at most 60 s)
   [ "$(wc -l 2>/dev/null <"$work/stopped/train.tsv" || echo 0)" -gt 200 ] && break
   sleep 0.1
 done
 pkill "-$signal" -f "^$train .*$work/stopped" || fail "no rank to signal"  # the ranks, not mpirun
+for _ in $(seq 300); do  # the save has begun (at most 30 s)
+  grep -q "saving a checkpoint at step" "$work/first.log" && break
+  sleep 0.1
+done
+pkill "-$signal" -f "^$train .*$work/stopped" || fail "the ranks were gone before the second $signal"
 rc=0
 wait "$job" || rc=$?
 [ "$rc" = 75 ] || { cat "$work/first.log"; fail "exit code $rc after $signal, want 75"; }
