@@ -135,6 +135,7 @@ TensorBoardWriter::~TensorBoardWriter() {
 }
 
 void TensorBoardWriter::add_scalar(std::string_view tag, int64_t step, double value, double wall_time_s) {
+  if (!session_started_) write_session_start(step, wall_time_s);
   std::string value_msg;
   put_bytes(value_msg, kValueTag, tag);
   put_float(value_msg, kValueSimpleValue, static_cast<float>(value));
@@ -146,11 +147,18 @@ void TensorBoardWriter::add_scalar(std::string_view tag, int64_t step, double va
 }
 
 void TensorBoardWriter::start_session(int64_t resumed_step, double wall_time_s) {
+  TESSERA_CHECK(!session_started_, "TensorBoard event file ", path_.string(),
+                ": start_session must come before the first scalar, or it drops this session's own points");
+  write_session_start(resumed_step + 1, wall_time_s);
+}
+
+void TensorBoardWriter::write_session_start(int64_t step, double wall_time_s) {
   std::string session_log;
   put_int64(session_log, kSessionLogStatus, kSessionLogStart);
-  std::string event = event_head(wall_time_s, resumed_step + 1);
+  std::string event = event_head(wall_time_s, step);
   put_bytes(event, kEventSessionLog, session_log);
   append_record(event);
+  session_started_ = true;
 }
 
 // One TFRecord: the length and the data, each followed by its masked CRC.

@@ -13,17 +13,20 @@
 //
 // Resuming. A resumed run opens a new file in the same directory; TensorBoard reads a directory's
 // event files in name order, which is start-time order, as one run. The interrupted run's points
-// after the checkpoint are orphans that the resumed run redoes. Call start_session(resumed_step)
-// once, before the first scalar, and a user sees:
+// after the checkpoint are orphans that the resumed run redoes. Every writer marks the start of
+// its session with a SessionLog START event, and a resumed run calls start_session(resumed_step)
+// before its first scalar to place it exactly. A user then sees:
 // - `tensorboard --logdir` (the default, Rust data server) ignores the SessionLog event and drops
 //   old points per tag instead: the resumed run's first point of a tag at step s drops that tag's
-//   points at steps >= s. So each curve is clean once the resumed run has logged it once (a tag
-//   logged rarely, like valid/*, shows its orphans until its next point).
-// - `tensorboard --load_fast=false` and EventAccumulator (the Python loader) drop orphans only on
+//   points at steps >= s. Orphans between the resumed step and s stay; there are none when the
+//   tag is logged every k steps and k divides the resumed step (log and validate at checkpoints).
+// - `tensorboard --load_fast=false` and EventAccumulator (the Python loaders) drop orphans only on
 //   a SessionLog START event: at its step S, every point already read at a step >= S, of every tag,
-//   is dropped at once. Without it they keep both runs' points for the same steps (a zigzag).
-// Sources: tensorboard/backend/event_processing/event_accumulator.py (_CheckForRestartAndMaybePurge,
-// _Purge keeps step < S) and tensorboard/data/server/reservoir.rs (StageReservoir::preempt).
+//   is dropped at once. Without it they keep both runs' points for the same steps (a zigzag). The
+//   server's loader ignores the first START of a run (it is not a restart), hence one per session.
+// Sources: tensorboard/backend/event_processing/{event_accumulator,plugin_event_accumulator}.py
+// (_CheckForRestartAndMaybePurge; _Purge keeps step < S) and tensorboard/data/server/reservoir.rs
+// (StageReservoir::preempt).
 #pragma once
 
 #include <cstdint>
@@ -55,12 +58,14 @@ class TensorBoardWriter {
   TensorBoardWriter& operator=(const TensorBoardWriter&) = delete;
 
   // One point of the curve `tag` (e.g. "train/loss"). TensorBoard stores scalars as float32.
-  // wall_time_s: unix seconds.
+  // wall_time_s: unix seconds. The first scalar of a session that start_session did not start
+  // starts it at its own step.
   void add_scalar(std::string_view tag, int64_t step, double value, double wall_time_s);
 
-  // Marks a resume from the checkpoint of `resumed_step`: the interrupted run's points at steps
-  // after it are dropped (see above). Writes SessionLog{START} at step resumed_step + 1, because
-  // TensorBoard keeps only the points whose step is smaller than the START event's.
+  // Marks a resume from the checkpoint of `resumed_step`, before the first scalar: the interrupted
+  // run's points at steps after it are dropped (see above). Writes SessionLog{START} at step
+  // resumed_step + 1, because TensorBoard keeps only the points whose step is smaller than the
+  // START event's.
   void start_session(int64_t resumed_step, double wall_time_s);
 
   // Writes the buffered records to the OS (no fsync). If the write fails, the file is cut back to
@@ -70,12 +75,14 @@ class TensorBoardWriter {
   const std::filesystem::path& path() const { return path_; }
 
  private:
+  void write_session_start(int64_t step, double wall_time_s);
   void append_record(const std::string& event);
 
   std::filesystem::path path_;
   OwnedFd fd_;
   std::string pending_;      // whole records not yet written
   int64_t flushed_size_ = 0;  // file size after the last successful flush
+  bool session_started_ = false;
 };
 
 }  // namespace tessera::train

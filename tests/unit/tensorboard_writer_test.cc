@@ -94,7 +94,9 @@ std::vector<Field> parse_message(std::string_view msg) {
   size_t pos = 0;
   while (pos < msg.size()) {
     const uint64_t key = read_varint(msg, pos);
-    Field f{static_cast<uint32_t>(key >> 3), static_cast<uint32_t>(key & 7)};
+    Field f;
+    f.id = static_cast<uint32_t>(key >> 3);
+    f.wire_type = static_cast<uint32_t>(key & 7);
     if (f.wire_type == 0) {
       f.number = read_varint(msg, pos);
     } else if (f.wire_type == 1 || f.wire_type == 5) {
@@ -236,12 +238,16 @@ TEST(TensorBoardWriter, ScalarsReadBackWithTheirTagsStepsValuesAndTimes) {
   const Records records = read_records(file);
   EXPECT_EQ(records.partial_tail, 0u);
   const std::vector<Event> events = read_events(file);
-  ASSERT_EQ(events.size(), points.size() + 1);
+  ASSERT_EQ(events.size(), points.size() + 2);
   EXPECT_EQ(events[0].file_version, "brain.Event:2");
   EXPECT_NEAR(events[0].wall_time, opened, 60);
   EXPECT_TRUE(events[0].values.empty());
+  // The session starts at the first scalar (no start_session: not a resume).
+  EXPECT_EQ(events[1].session_status, 1);
+  EXPECT_EQ(events[1].step, points[0].step);
+  EXPECT_EQ(events[1].wall_time, points[0].wall_time);
   for (size_t i = 0; i < points.size(); ++i) {
-    const Event& e = events[i + 1];
+    const Event& e = events[i + 2];
     SCOPED_TRACE(points[i].tag + " at step " + std::to_string(points[i].step));
     EXPECT_EQ(e.step, points[i].step);
     EXPECT_EQ(e.wall_time, points[i].wall_time);
@@ -257,11 +263,12 @@ TEST(TensorBoardWriter, FileHoldsOnlyWholeRecordsAtEveryFlush) {
   TensorBoardWriter w(dir.path());
   EXPECT_EQ(read_records(w.path()).data.size(), 1u);  // the file_version event, written at once
   for (int round = 1; round <= 3; ++round) {
+    const size_t before = read_records(w.path()).data.size();
     for (int i = 0; i < 5; ++i) w.add_scalar("train/loss", round * 10 + i, 1.0 / (i + 1), 1e9);
-    EXPECT_EQ(read_records(w.path()).data.size(), 1u + 5 * (round - 1)) << "scalars reach the file only at flush";
+    EXPECT_EQ(read_records(w.path()).data.size(), before) << "scalars reach the file only at flush";
     w.flush();
     const Records r = read_records(w.path());
-    EXPECT_EQ(r.data.size(), 1u + 5 * round);
+    EXPECT_EQ(r.data.size(), 2u + 5 * round);  // file_version, START, the scalars
     EXPECT_EQ(r.partial_tail, 0u);
   }
 }
@@ -275,9 +282,9 @@ TEST(TensorBoardWriter, ClosingFlushes) {
     w.add_scalar("train/lr", 7, 0.125, 1e9);
   }
   const std::vector<Event> events = read_events(file);
-  ASSERT_EQ(events.size(), 2u);
-  EXPECT_EQ(events[1].step, 7);
-  EXPECT_EQ(events[1].values.at(0).second, 0.125f);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[2].step, 7);
+  EXPECT_EQ(events[2].values.at(0).second, 0.125f);
 }
 
 // Restores a resource limit and a signal disposition when the test ends.
@@ -320,8 +327,8 @@ TEST(TensorBoardWriter, FailedWriteIsCutBackToWholeRecordsAndRetried) {
   w.flush();  // space again: the records that failed are written now
   const Records r = read_records(w.path());
   EXPECT_EQ(r.partial_tail, 0u);
-  ASSERT_EQ(r.data.size(), 5u);
-  EXPECT_EQ(decode_event(r.data[4]).step, 4);
+  ASSERT_EQ(r.data.size(), 6u);  // file_version, START, steps 1..4
+  EXPECT_EQ(decode_event(r.data[5]).step, 4);
 }
 
 TEST(TensorBoardWriter, UnusableDirectoryIsAnErrorNamingIt) {
@@ -365,13 +372,13 @@ TEST(TensorBoardWriter, ResumeWritesANewFileAfterAKilledOne) {
   ASSERT_EQ(event_files(dir.path()), (std::vector<fs::path>{killed, resumed.path()}));
   const Records old_records = read_records(killed);
   EXPECT_GT(old_records.partial_tail, 0u);
-  ASSERT_EQ(old_records.data.size(), 5u);  // file_version and steps 1..4
+  ASSERT_EQ(old_records.data.size(), 6u);  // file_version, START at 1, steps 1..4
   EXPECT_EQ(decode_event(old_records.data.back()).step, 4);
 
   const std::vector<Event> events = read_events(resumed.path());
   ASSERT_EQ(events.size(), 5u);
   EXPECT_EQ(events[0].file_version, "brain.Event:2");
-  // TensorBoard's Python loader drops every point at step >= the START event's step: 4 drops the
+  // TensorBoard's Python loaders drop every point at step >= the START event's step: 4 drops the
   // killed run's steps 4 and 5 and keeps 1..3, which the checkpoint at step 3 covers.
   EXPECT_EQ(events[1].session_status, 1);  // SessionLog.START
   EXPECT_EQ(events[1].step, 4);
@@ -381,6 +388,13 @@ TEST(TensorBoardWriter, ResumeWritesANewFileAfterAKilledOne) {
     EXPECT_EQ(events[step - 2].step, step);
     EXPECT_EQ(events[step - 2].values.at(0).second, static_cast<float>(20.0 - step));
   }
+}
+
+TEST(TensorBoardWriter, StartSessionAfterAScalarIsAnError) {
+  TempDir dir;
+  TensorBoardWriter w(dir.path());
+  w.add_scalar("train/loss", 4, 1.0, 1e9);
+  EXPECT_TRUE(contains(error_of([&] { w.start_session(3, 1e9); }), "before the first scalar"));
 }
 
 }  // namespace
