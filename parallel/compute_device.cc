@@ -1,12 +1,12 @@
 #include "parallel/compute_device.h"
 
-#include <mpi.h>
 #include <unistd.h>
 
 #include <climits>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "parallel/mpi_runtime.h"
 #if defined(TESSERA_WITH_CUDA)
 #include "kernels/cuda/runtime.h"
 #endif
@@ -23,20 +23,8 @@ NodePlacement node_placement() {
   NodePlacement p;
   char host[HOST_NAME_MAX + 1] = {};
   if (gethostname(host, sizeof host - 1) == 0) p.host = host;
-  int up = 0, down = 0;
-  MPI_Initialized(&up);
-  MPI_Finalized(&down);
-  if (!up || down) return p;
-  // The processes that can share memory with this one are the ones on its node.
-  MPI_Comm node = MPI_COMM_NULL;
-  int world_rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-  TESSERA_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, &node) ==
-                    MPI_SUCCESS,
-                "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed on world rank ", world_rank);
-  MPI_Comm_rank(node, &p.local_rank);
-  MPI_Comm_size(node, &p.local_ranks);
-  MPI_Comm_free(&node);
+  p.local_rank = local_rank();
+  p.local_ranks = local_size();
   return p;
 }
 

@@ -19,7 +19,7 @@ struct NodePlacement {
   int local_ranks = 1;
   std::string host;
 };
-// From MPI when it is up (collective over MPI_COMM_WORLD), else a single process.
+// From MPI once init_mpi has run (node_ranks; no communication), else a single process.
 NodePlacement node_placement();
 
 // Chooses this rank's device: the host, or the GPU of its local rank. For cuda, throws with a

@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include <mpi.h>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "kernels/threads.h"
 
 namespace tessera::parallel {
 namespace {
@@ -21,7 +25,46 @@ const char* thread_level_name(int level) {
   return "an unknown thread level";
 }
 
+NodeRanks g_node;  // a single process's until init_mpi finds the node
+
+// What each rank tells the others of its node: who it is and which CPUs it competes for.
+struct RankCpus {
+  kernels::CpuMask mask;  // its affinity mask
+  uint64_t quota_cgroup;  // a hash of the cgroup directory that limits its CPU time ("" if none)
+  int64_t world_rank;     // 64 bits: no padding travels uninitialised
+};
+
+// The ranks that can share memory with this one are its node (MPI_COMM_TYPE_SHARED); one
+// all-gather among them tells its place and which of them share its CPUs or its CPU quota.
+NodeRanks find_node_ranks() {
+  int world_rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  MPI_Comm node = MPI_COMM_NULL;
+  TESSERA_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, &node) ==
+                    MPI_SUCCESS,
+                "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed on world rank ", world_rank);
+  NodeRanks n;
+  MPI_Comm_rank(node, &n.local_rank);
+  MPI_Comm_size(node, &n.local_size);
+  const RankCpus mine{kernels::cpu_affinity(), std::hash<std::string>{}(kernels::cgroup_cpu_quota().cgroup),
+                      world_rank};
+  std::vector<RankCpus> all(static_cast<size_t>(n.local_size));
+  const int rc = MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, node);
+  MPI_Comm_free(&node);
+  TESSERA_CHECK(rc == MPI_SUCCESS, "MPI_Allgather over the ranks of world rank ", world_rank, "'s node failed");
+  n.first_world_rank = world_rank;
+  n.ranks_sharing_cpus = n.ranks_sharing_quota = 0;
+  for (const RankCpus& other : all) {
+    n.first_world_rank = std::min(n.first_world_rank, static_cast<int>(other.world_rank));
+    n.ranks_sharing_cpus += other.mask == mine.mask;
+    n.ranks_sharing_quota += other.quota_cgroup == mine.quota_cgroup;
+  }
+  return n;
+}
+
 }  // namespace
+
+const NodeRanks& node_ranks() { return g_node; }
 
 void init_mpi(int* argc, char*** argv) {
   int initialized = 0;
@@ -37,6 +80,7 @@ void init_mpi(int* argc, char*** argv) {
                 "tessera needs MPI_THREAD_MULTIPLE (collectives run on progress threads) but the "
                 "MPI library provides only ", thread_level_name(provided),
                 "; use an MPI build with thread support (Open MPI: --enable-mpi-thread-multiple)");
+  g_node = find_node_ranks();
 }
 
 void finalize_mpi() {
@@ -44,6 +88,7 @@ void finalize_mpi() {
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
   if (initialized && !finalized) MPI_Finalize();
+  g_node = NodeRanks{};
 }
 
 int run_with_mpi(const char* app, int* argc, char*** argv, const std::function<int()>& body) {
@@ -77,9 +122,13 @@ int launcher_local_ranks() {
 }
 
 int launcher_world_rank() {
-  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"})
+  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"})
     if (const char* v = std::getenv(var)) return std::atoi(v);
-  return 0;
+  // SLURM_PROCID is a task's rank in a job step that srun started. Ranks that an mpirun inside the
+  // job started inherit the batch script's SLURM_PROCID (0 on every rank) or their daemon's; Open
+  // MPI's ranks were answered above, and outside a step (no SLURM_STEP_ID) it is never trusted.
+  const char* procid = std::getenv("SLURM_PROCID");
+  return procid && std::getenv("SLURM_STEP_ID") ? std::atoi(procid) : 0;
 }
 
 }  // namespace tessera::parallel

@@ -7,19 +7,39 @@
 namespace tessera::parallel {
 
 // Calls MPI_Init_thread(MPI_THREAD_MULTIPLE) (or, if MPI is already up, checks the level it was
-// started with). Throws tessera::Error when the MPI library does not provide the level.
+// started with), then finds this rank's node (node_ranks; collective over MPI_COMM_WORLD). Throws
+// tessera::Error when the MPI library does not provide the level.
 void init_mpi(int* argc, char*** argv);
 
 // MPI_Finalize, once; destroy every MpiCommunicator (and ProcessGrid) before calling it.
 void finalize_mpi();
 
-// This process's world rank as the launcher (mpirun, srun) announces it in the environment, for
-// use before MPI is up (e.g. to let only rank 0 print option errors); 0 when not launched so.
+// This process's world rank as the launcher announces it in the environment, for use before MPI
+// is up (e.g. to let only rank 0 print option errors); 0 when not launched so. Open MPI's
+// OMPI_COMM_WORLD_RANK, then PMIX_RANK (srun --mpi=pmix, Open MPI 5), PMI_RANK (MPICH, Intel
+// MPI), and SLURM_PROCID only inside a job step that no mpirun started (SLURM_STEP_ID set, no
+// OMPI_COMM_WORLD_RANK): under mpirun inside a batch job SLURM_PROCID is 0 on every rank.
 int launcher_world_rank();
 
 // The number of ranks on this node as the launcher announces it (OMPI_COMM_WORLD_LOCAL_SIZE,
-// SLURM_NTASKS_PER_NODE, MPI_LOCALNRANKS), at least 1; usable before MPI is up.
+// SLURM_NTASKS_PER_NODE, MPI_LOCALNRANKS), at least 1; only for use before MPI is up, after which
+// node_ranks().local_size is the answer every launcher agrees on.
 int launcher_local_ranks();
+
+// This process's node as MPI sees it: the world ranks that can share memory with it
+// (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED)), so mpirun, srun and mpirun inside
+// a batch job agree, whatever variables each launcher sets. init_mpi finds it once, collectively
+// on every rank; before init_mpi (and after finalize_mpi) it describes a single process.
+struct NodeRanks {
+  int local_rank = 0;        // this rank's place among the node's ranks, in world-rank order
+  int local_size = 1;        // the number of ranks on the node
+  int first_world_rank = 0;  // the node's smallest world rank: names the node where host names repeat
+  int ranks_sharing_cpus = 1;   // ranks of the node with this rank's CPU affinity mask, itself included
+  int ranks_sharing_quota = 1;  // ranks of the node under this rank's cgroup CPU limit, itself included
+};
+const NodeRanks& node_ranks();
+inline int local_rank() { return node_ranks().local_rank; }
+inline int local_size() { return node_ranks().local_size; }
 
 // main() of every MPI program: starts MPI, runs `body`, finalizes. An exception escaping `body`
 // on any rank is printed at once, one line naming `app` and the rank, before anything waits on

@@ -1,6 +1,5 @@
 #include "parallel/process_topology.h"
 
-#include <mpi.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "parallel/mpi_runtime.h"
 
 namespace tessera::parallel {
 namespace {
@@ -53,18 +53,9 @@ std::string ranks_per_node_advice(const std::vector<std::string>& node_of_world_
 }  // namespace
 
 std::vector<std::string> gather_node_names(Communicator& world) {
-  int world_rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
-  // The ranks that can share memory with this one are its node; the smallest world rank among
-  // them identifies the node even where host names repeat.
-  MPI_Comm node = MPI_COMM_NULL;
-  TESSERA_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, &node) ==
-                    MPI_SUCCESS,
-                "MPI_Comm_split_type(MPI_COMM_TYPE_SHARED) failed on world rank ", world_rank);
-  int32_t first = world_rank;
-  const int rc = MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT32_T, MPI_MIN, node);
-  MPI_Comm_free(&node);
-  TESSERA_CHECK(rc == MPI_SUCCESS, "MPI_Allreduce over the ranks of world rank ", world_rank, "'s node failed");
+  // The ranks that can share memory with this one are its node (found by init_mpi); the smallest
+  // world rank among them identifies the node even where host names repeat.
+  int32_t first = node_ranks().first_world_rank;
 
   // Host names travel as i32 words (DType has no byte type), cut to kHostBytes - 1 characters.
   static_assert(kHostBytes % sizeof(int32_t) == 0);
