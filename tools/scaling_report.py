@@ -256,6 +256,16 @@ def fit_lines(fits):
     return out + [""]
 
 
+def save_figure(fig, title, path):
+    """Titles, lays out, writes and closes `fig`; returns its path."""
+    import matplotlib.pyplot as plt
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
 def plot(rows, out_dir, title, prefix="scaling-"):
     try:
         import matplotlib
@@ -290,12 +300,7 @@ def plot(rows, out_dir, title, prefix="scaling-"):
         ax.set_ylabel("tokens/s")
         ax.set_title("%s scaling" % mode)
         ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = os.path.join(out_dir, prefix + "throughput.png")
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    written.append(path)
+    written.append(save_figure(fig, title, os.path.join(out_dir, prefix + "throughput.png")))
 
     fig, axes = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 4), squeeze=False)
     for ax, mode in zip(axes[0], modes):
@@ -317,12 +322,7 @@ def plot(rows, out_dir, title, prefix="scaling-"):
         ax.set_ylabel("seconds per step")
         ax.set_title("%s scaling: where a step goes" % mode)
         ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = os.path.join(out_dir, prefix + "breakdown.png")
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    written.append(path)
+    written.append(save_figure(fig, title, os.path.join(out_dir, prefix + "breakdown.png")))
     return written
 
 
@@ -345,12 +345,7 @@ def plot_fits(points, out_dir, title, prefix="scaling-"):
         ax.set_ylabel("microseconds")
         ax.set_title("%s: measured (dots), fit (lines)" % kind, fontsize=9)
         ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = os.path.join(out_dir, prefix + "collectives.png")
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, title, os.path.join(out_dir, prefix + "collectives.png"))
 
 
 def main(argv=None):
