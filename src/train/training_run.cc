@@ -210,7 +210,7 @@ int TrainingRun::run() {
   int64_t step = first_step;
   int stopped_by = 0;  // the stop signal every rank agreed on, or 0
   bool time_limit = false;
-  double checkpoint_seconds = poll_save();  // charged to the next step
+  double checkpoint_seconds = 0;  // taken after a step, charged to the next one
   double busy_seconds = 0;                  // since the last straggler check: this rank's time not waiting
   int64_t busy_steps = 0;
   const double slowness = simulated_slowness(grid_.world_rank());
