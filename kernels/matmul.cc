@@ -52,25 +52,43 @@ void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor
                                              b_in.data<scalar_t>(), beta, c.data<scalar_t>()));
 }
 
+namespace {
+// Both batched products: b's matrices hold b_rows rows each and start every b.dim(1) * b.dim(2)
+// elements (b_rows == b.dim(1): packed back to back).
+void batched_product(const char* op, const Tensor& a, bool trans_a, const Tensor& b, int64_t b_rows, bool trans_b,
+                     Tensor& c, double alpha, double beta, Precision precision) {
+  check_operands(op, {{a, "a"}, {b, "b"}, {c, "c"}});
+  check_ndim(a, 3, op, "a");
+  check_ndim(b, 3, op, "b");
+  check_ndim(c, 3, op, "c");
+  TESSERA_CHECK(a.dim(0) == b.dim(0) && a.dim(0) == c.dim(0), op, ": batch sizes differ (a ",
+                shape_string(a.shape()), ", b ", shape_string(b.shape()), ", c ", shape_string(c.shape()), ")");
+  TESSERA_CHECK(b_rows >= 0 && b_rows <= b.dim(1), op, ": ", b_rows, " leading rows of b requested, but b ",
+                shape_string(b.shape()), " holds ", b.dim(1));
+  const Shape b_used = {b.dim(0), b_rows, b.dim(2)};
+  const GemmDims d = gemm_dims(op, a.shape(), trans_a, b_used, trans_b, c.shape());
+  const int64_t b_stride = b.dim(1) * b.dim(2);
+  const bool bf16 = precision == Precision::bf16;
+  const Tensor a_in = bf16 ? bf16_operand(a, op, "a") : a;
+  const Tensor b_in = bf16 ? bf16_operand(b, op, "b") : b;
+#if defined(TESSERA_WITH_CUDA)
+  if (a.device().is_cuda()) return cuda::batched_matmul(a_in, trans_a, b_in, b_rows, trans_b, c, alpha, beta);
+#endif
+  TESSERA_DISPATCH_FLOAT(a.dtype(), op,
+                         cpu::batched_gemm<scalar_t>(trans_a, trans_b, a.dim(0), d.m, d.n, d.k, alpha,
+                                                     a_in.data<scalar_t>(), b_in.data<scalar_t>(), b_stride, beta,
+                                                     c.data<scalar_t>()));
+}
+}  // namespace
+
 void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
                     double alpha, double beta, Precision precision) {
-  check_operands("batched_matmul", {{a, "a"}, {b, "b"}, {c, "c"}});
-  check_ndim(a, 3, "batched_matmul", "a");
-  check_ndim(b, 3, "batched_matmul", "b");
-  check_ndim(c, 3, "batched_matmul", "c");
-  TESSERA_CHECK(a.dim(0) == b.dim(0) && a.dim(0) == c.dim(0), "batched_matmul: batch sizes differ (a ",
-                shape_string(a.shape()), ", b ", shape_string(b.shape()), ", c ", shape_string(c.shape()), ")");
-  const GemmDims d = gemm_dims("batched_matmul", a.shape(), trans_a, b.shape(), trans_b, c.shape());
-  const bool bf16 = precision == Precision::bf16;
-  const Tensor a_in = bf16 ? bf16_operand(a, "batched_matmul", "a") : a;
-  const Tensor b_in = bf16 ? bf16_operand(b, "batched_matmul", "b") : b;
-#if defined(TESSERA_WITH_CUDA)
-  if (a.device().is_cuda()) return cuda::batched_matmul(a_in, trans_a, b_in, trans_b, c, alpha, beta);
-#endif
-  TESSERA_DISPATCH_FLOAT(a.dtype(), "batched_matmul",
-                         cpu::batched_gemm<scalar_t>(trans_a, trans_b, a.dim(0), d.m, d.n, d.k, alpha,
-                                                     a_in.data<scalar_t>(), b_in.data<scalar_t>(), beta,
-                                                     c.data<scalar_t>()));
+  batched_product("batched_matmul", a, trans_a, b, b.ndim() == 3 ? b.dim(1) : 0, trans_b, c, alpha, beta, precision);
+}
+
+void batched_matmul_leading_rows(const Tensor& a, bool trans_a, const Tensor& b, int64_t b_rows, bool trans_b,
+                                 Tensor& c, double alpha, double beta, Precision precision) {
+  batched_product("batched_matmul_leading_rows", a, trans_a, b, b_rows, trans_b, c, alpha, beta, precision);
 }
 
 }  // namespace tessera::kernels

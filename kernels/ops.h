@@ -29,6 +29,12 @@ void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor
 // The same over dimension 0 of 3-D operands: c[i] = alpha * op(a[i]) op(b[i]) + beta * c[i].
 void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
                     double alpha = 1.0, double beta = 0.0, Precision precision = Precision::fp32);
+// The same with only the first b_rows rows of each b[i] taking part (b is [batch, capacity, w],
+// b_rows <= capacity): a key/value cache preallocated to its length limit and filled up to b_rows,
+// read in place (b[i] starts every capacity * w elements).
+void batched_matmul_leading_rows(const Tensor& a, bool trans_a, const Tensor& b, int64_t b_rows, bool trans_b,
+                                 Tensor& c, double alpha = 1.0, double beta = 0.0,
+                                 Precision precision = Precision::fp32);
 
 // ---- elementwise -----------------------------------------------------------------------------
 void add(const Tensor& a, const Tensor& b, Tensor& out);          // out = a + b

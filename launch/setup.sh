@@ -15,8 +15,10 @@ tessera_packages=(
   libboost-program-options-dev
   nlohmann-json3-dev
   libxxhash-dev
+  libdnnl-dev
   libsentencepiece-dev
   libgtest-dev
+  time  # GNU time: the tests' peak-memory checks
 )
 
 tessera_install_packages() {

@@ -8,13 +8,20 @@
 // RowParallelLinear splits W's rows (the input features): rank r holds x's slice r (the output of
 // a column-parallel layer), computes x_r W_r, and one all-reduce sums the partial products
 // before the replicated bias is added. In backward dx_r = dy W_r^T needs no communication.
+//
+// For int8 decoding (parallel/int8_quantization.h) both layers enrol under their parameter store;
+// once quantised, forward multiplies by their shard of W in int8 (per output channel) and backward
+// refuses.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "core/tensor.h"
+#include "kernels/int8_matmul.h"
 #include "model/parameters.h"
 #include "parallel/communicator.h"
+#include "parallel/int8_quantization.h"
 
 namespace tessera::parallel {
 
@@ -37,12 +44,17 @@ class ColumnParallelLinear {
   Tensor bias() const { return store_.value(bias_); }
   // The precision of this layer's products (the store's: fp32, or bf16 mixed precision).
   kernels::Precision precision() const { return store_.precision(); }
+  // Quantises W_r per output channel; forward runs in int8 from now on, backward refuses.
+  const kernels::Int8Weight& quantize_int8();
+  bool quantized() const { return int8_.has_value(); }
 
  private:
   model::ParameterStore& store_;
   int weight_, bias_;
   int64_t local_out_;
   Tensor x_;
+  std::optional<kernels::Int8Weight> int8_;
+  Int8Enrolment enrolment_{store_, [this]() -> const kernels::Int8Weight& { return quantize_int8(); }};
 };
 
 class RowParallelLinear {
@@ -56,12 +68,18 @@ class RowParallelLinear {
   void forward(const Tensor& x, Tensor& y);
   // dW_r += x_r^T dy, db += sum dy (identical on every rank); dx_r = dy W_r^T.
   void backward(const Tensor& dy, Tensor& dx);
+  // Quantises W_r per output channel of the local rows; forward runs in int8 from now on (each
+  // rank's partial product is dequantised before the all-reduce), backward refuses.
+  const kernels::Int8Weight& quantize_int8();
+  bool quantized() const { return int8_.has_value(); }
 
  private:
   model::ParameterStore& store_;
   Communicator& tp_;
   int weight_, bias_;
   Tensor x_;
+  std::optional<kernels::Int8Weight> int8_;
+  Int8Enrolment enrolment_{store_, [this]() -> const kernels::Int8Weight& { return quantize_int8(); }};
 };
 
 }  // namespace tessera::parallel

@@ -36,14 +36,25 @@ void VocabParallelEmbedding::lookup_backward(const Tensor& ids, const Tensor& do
 }
 
 void VocabParallelEmbedding::project(const Tensor& h, Tensor& logits_r) {
+  if (int8_) {
+    kernels::int8_matmul(h, *int8_, Tensor(), logits_r);
+    return;
+  }
   kernels::matmul(h, false, store_.value(table_), true, logits_r, 1.0, 0.0, store_.precision());
 }
 
 void VocabParallelEmbedding::project_backward(const Tensor& h, const Tensor& dlogits_r, Tensor& dh) {
+  TESSERA_CHECK(!int8_, "backward through the output projection onto '", store_.info(table_).name,
+                "': it is quantised to int8 for decoding (quantize_int8), which has no gradient");
   Tensor grad = store_.grad(table_);
   kernels::matmul(dlogits_r, true, h, false, grad, 1.0, 1.0, store_.precision());
   kernels::matmul(dlogits_r, false, store_.value(table_), false, dh, 1.0, 0.0, store_.precision());
   all_reduce_sum(tp_, dh);
+}
+
+const kernels::Int8Weight& VocabParallelEmbedding::quantize_int8() {
+  if (!int8_) int8_.emplace(store_.value(table_), kernels::Int8Weight::Layout::out_in, store_.info(table_).name);
+  return *int8_;
 }
 
 }  // namespace tessera::parallel

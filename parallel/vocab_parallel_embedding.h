@@ -6,13 +6,21 @@
 // completes the rows. Output projection: logits_r = h E_r^T gives each rank its vocabulary slice
 // of the logits, which stay sharded (see vocab_parallel_cross_entropy.h); the input gradient
 // dh = dlogits_r E_r is a partial sum and is all-reduced.
+//
+// For int8 decoding (parallel/int8_quantization.h) the output projection enrols under its parameter
+// store: once quantised, project multiplies by E_r in int8, one scale per vocabulary row (padding
+// rows are zeros, scale 0, logit 0 as in f32), and project_backward refuses. The lookup keeps
+// reading the f32 table.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "core/tensor.h"
+#include "kernels/int8_matmul.h"
 #include "model/parameters.h"
 #include "parallel/communicator.h"
+#include "parallel/int8_quantization.h"
 
 namespace tessera::parallel {
 
@@ -39,6 +47,9 @@ class VocabParallelEmbedding {
   void project(const Tensor& h, Tensor& logits_r);
   // dE_r += dlogits_r^T h; dh = all_reduce(dlogits_r E_r).
   void project_backward(const Tensor& h, const Tensor& dlogits_r, Tensor& dh);
+  // Quantises E_r per vocabulary row for project; the lookup stays f32.
+  const kernels::Int8Weight& quantize_int8();
+  bool quantized() const { return int8_.has_value(); }
 
  private:
   model::ParameterStore& store_;
@@ -46,6 +57,8 @@ class VocabParallelEmbedding {
   int table_;
   int64_t vocab_size_, local_rows_, vocab_start_;
   double scale_;
+  std::optional<kernels::Int8Weight> int8_;
+  Int8Enrolment enrolment_{store_, [this]() -> const kernels::Int8Weight& { return quantize_int8(); }};
 };
 
 }  // namespace tessera::parallel

@@ -14,11 +14,12 @@ template <typename T>
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, const T* b,
           T beta, T* c);
 
-// gemm over `batch` contiguous matrices, parallel over the batch with single-threaded BLAS inside
-// (attention's products are many and small).
+// gemm over `batch` matrices, parallel over the batch with single-threaded BLAS inside
+// (attention's products are many and small). a's and c's matrices are packed back to back; b's
+// start every b_stride elements (k * n when packed; more for the filled part of a cache).
 template <typename T>
 void batched_gemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-                  const T* b, T beta, T* c);
+                  const T* b, int64_t b_stride, T beta, T* c);
 
 template <typename T> void add(const T* a, const T* b, T* out, int64_t n);
 template <typename T> void axpy(T alpha, const T* x, T* y, int64_t n);

@@ -84,17 +84,17 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
 
 template <typename T>
 void batched_gemm(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-                  const T* b, T beta, T* c) {
+                  const T* b, int64_t b_stride, T beta, T* c) {
   blas_single_threaded_once();
 #pragma omp parallel for schedule(static) if (batch * m * n * k >= kParallelMinMacs)
   for (int64_t i = 0; i < batch; ++i)
-    gemm_serial<T>(ta, tb, m, n, k, alpha, a + i * m * k, b + i * k * n, beta, c + i * m * n);
+    gemm_serial<T>(ta, tb, m, n, k, alpha, a + i * m * k, b + i * b_stride, beta, c + i * m * n);
 }
 
 #define INSTANTIATE(T)                                                                                  \
   template void gemm<T>(bool, bool, int64_t, int64_t, int64_t, T, const T*, const T*, T, T*);           \
-  template void batched_gemm<T>(bool, bool, int64_t, int64_t, int64_t, int64_t, T, const T*, const T*, T, \
-                                T*);
+  template void batched_gemm<T>(bool, bool, int64_t, int64_t, int64_t, int64_t, T, const T*, const T*, int64_t, \
+                                T, T*);
 TESSERA_CPU_INSTANTIATE(INSTANTIATE)
 
 }  // namespace tessera::kernels::cpu

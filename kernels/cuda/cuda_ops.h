@@ -12,7 +12,8 @@ namespace tessera::kernels::cuda {
 
 void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, double alpha,
             double beta);
-void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
+// b's matrices: the first b_rows rows of each b.dim(1) x b.dim(2) block (b_rows == b.dim(1): packed).
+void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, int64_t b_rows, bool trans_b, Tensor& c,
                     double alpha, double beta);
 
 void add(const Tensor& a, const Tensor& b, Tensor& out);

@@ -54,11 +54,12 @@ struct Gemm {
   int lda, ldb, ldc;
 };
 
-Gemm plan(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const char* op) {
+// b_rows: the rows of each b matrix that take part (b.dim(-2) unless reading a cache's filled part).
+Gemm plan(const Tensor& a, bool trans_a, const Tensor& b, int64_t b_rows, bool trans_b, const char* op) {
   Gemm g;
   g.m = as_int(trans_a ? a.dim(-1) : a.dim(-2), op);
   g.k = as_int(trans_a ? a.dim(-2) : a.dim(-1), op);
-  g.n = as_int(trans_b ? b.dim(-2) : b.dim(-1), op);
+  g.n = as_int(trans_b ? b_rows : b.dim(-1), op);
   // A row-major matrix read column-major is already transposed, so a row-major operand that is
   // not transposed is passed as CUBLAS_OP_N and one that is as CUBLAS_OP_T.
   g.op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -103,19 +104,20 @@ void matmul_typed(const Gemm& g, const Tensor& a, const Tensor& b, Tensor& c, do
 }
 
 template <typename T>
-void batched_matmul_typed(const Gemm& g, int batch, const Tensor& a, const Tensor& b, Tensor& c, double alpha,
-                          double beta) {
+void batched_matmul_typed(const Gemm& g, int batch, const Tensor& a, const Tensor& b, long long stride_b,
+                          Tensor& c, double alpha, double beta) {
   const T ta = static_cast<T>(alpha), tb = static_cast<T>(beta);
-  // Products are packed back to back, so each operand's stride is one matrix's element count.
+  // a and c are packed back to back, so their strides are one matrix's element count; b's
+  // matrices start every stride_b elements.
   const long long stride_a = static_cast<long long>(g.m) * g.k;
-  const long long stride_b = static_cast<long long>(g.k) * g.n;
   const long long stride_c = static_cast<long long>(g.m) * g.n;
   CUBLAS_CHECK(gemm_strided_batched(blas_handle(), g.op_b, g.op_a, g.n, g.m, g.k, &ta, b.data<T>(), g.ldb, stride_b,
                                     a.data<T>(), g.lda, stride_a, &tb, c.data<T>(), g.ldc, stride_c, batch));
 }
 
 // bf16 a and b, f32 c, f32 alpha and beta (the scale type of CUBLAS_COMPUTE_32F).
-void matmul_bf16(const Gemm& g, int batch, const Tensor& a, const Tensor& b, Tensor& c, double alpha, double beta) {
+void matmul_bf16(const Gemm& g, int batch, const Tensor& a, const Tensor& b, long long stride_b, Tensor& c,
+                 double alpha, double beta) {
   TESSERA_CHECK(b.dtype() == DType::bf16 && c.dtype() == DType::f32, "matmul: bf16 operands need a bf16 'b' and an "
                 "f32 'c', got ", dtype_name(b.dtype()), " and ", dtype_name(c.dtype()));
   const float fa = static_cast<float>(alpha), fb = static_cast<float>(beta);
@@ -126,7 +128,6 @@ void matmul_bf16(const Gemm& g, int batch, const Tensor& a, const Tensor& b, Ten
     return;
   }
   const long long stride_a = static_cast<long long>(g.m) * g.k;
-  const long long stride_b = static_cast<long long>(g.k) * g.n;
   const long long stride_c = static_cast<long long>(g.m) * g.n;
   CUBLAS_CHECK(cublasGemmStridedBatchedEx(blas_handle(), g.op_b, g.op_a, g.n, g.m, g.k, &fa, b.raw(), CUDA_R_16BF,
                                           g.ldb, stride_b, a.raw(), CUDA_R_16BF, g.lda, stride_a, &fb, c.raw(),
@@ -137,19 +138,21 @@ void matmul_bf16(const Gemm& g, int batch, const Tensor& a, const Tensor& b, Ten
 
 void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, double alpha,
             double beta) {
-  const Gemm g = plan(a, trans_a, b, trans_b, "matmul");
+  const Gemm g = plan(a, trans_a, b, b.dim(-2), trans_b, "matmul");
   if (g.m == 0 || g.n == 0) return;
-  if (a.dtype() == DType::bf16) return matmul_bf16(g, 0, a, b, c, alpha, beta);
+  if (a.dtype() == DType::bf16) return matmul_bf16(g, 0, a, b, 0, c, alpha, beta);
   TESSERA_DISPATCH_FLOAT(a.dtype(), "matmul", matmul_typed<scalar_t>(g, a, b, c, alpha, beta));
 }
 
-void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
+void batched_matmul(const Tensor& a, bool trans_a, const Tensor& b, int64_t b_rows, bool trans_b, Tensor& c,
                     double alpha, double beta) {
-  const Gemm g = plan(a, trans_a, b, trans_b, "batched_matmul");
+  const Gemm g = plan(a, trans_a, b, b_rows, trans_b, "batched_matmul");
   const int batch = as_int(a.dim(0), "batched_matmul");
   if (g.m == 0 || g.n == 0 || batch == 0) return;
-  if (a.dtype() == DType::bf16) return matmul_bf16(g, batch, a, b, c, alpha, beta);
-  TESSERA_DISPATCH_FLOAT(a.dtype(), "batched_matmul", batched_matmul_typed<scalar_t>(g, batch, a, b, c, alpha, beta));
+  const long long stride_b = static_cast<long long>(b.dim(1)) * b.dim(2);
+  if (a.dtype() == DType::bf16) return matmul_bf16(g, batch, a, b, stride_b, c, alpha, beta);
+  TESSERA_DISPATCH_FLOAT(a.dtype(), "batched_matmul",
+                         batched_matmul_typed<scalar_t>(g, batch, a, b, stride_b, c, alpha, beta));
 }
 
 }  // namespace tessera::kernels::cuda

@@ -2,7 +2,9 @@
 // checkpoint, writes detokenised translations, and optionally scores them with BLEU against a
 // reference file. With --score it translates nothing: it prints the model's cross-entropy and
 // log-probability of the reference given the input, pair by line (src/eval/score.h). Runs on one
-// process or under mpirun with any (tp, dp) layout, whatever layout wrote the checkpoint.
+// process or under mpirun with any (tp, dp) layout, whatever layout wrote the checkpoint. With
+// --quantize int8 every linear layer and the output projection multiply in int8 on the CPU
+// (parallel/int8_quantization.h).
 #include <boost/program_options.hpp>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +22,7 @@
 #include "kernels/ops.h"
 #include "kernels/threads.h"
 #include "parallel/compute_device.h"
+#include "parallel/int8_quantization.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 #include "train/options.h"
@@ -40,6 +43,7 @@ struct Options {
   int tensor_parallel = 1, data_parallel = 1, threads = 0;
   double collective_timeout = 300;
   std::string device = "cpu";
+  std::string quantize = "none";
 };
 
 std::optional<Options> parse(int argc, char** argv, bool print) {
@@ -63,6 +67,9 @@ std::optional<Options> parse(int argc, char** argv, bool print) {
       ("data-parallel", bound(o.data_parallel), "replicas that split the sentences")
       ("threads", bound(o.threads), "threads per rank (0: cores / ranks on the node)")
       ("device", bound(o.device), "cpu | cuda (one GPU per rank, by local rank on its node)")
+      ("quantize", bound(o.quantize), "none | int8: int8 weights (one scale per output channel) and activations (one "
+                                      "scale and zero point per row), int32 sums, for every linear layer and the "
+                                      "output projection; --device cpu only")
       ("collective-timeout", bound(o.collective_timeout), "seconds a collective may wait");
   po::variables_map vm;
   try {
@@ -80,6 +87,10 @@ std::optional<Options> parse(int argc, char** argv, bool print) {
   TESSERA_CHECK(o.max_tokens >= 1, "--max-tokens: must be at least 1, got ", o.max_tokens);
   TESSERA_CHECK(!o.score || !o.reference.empty(), "--score: needs --reference, the target sentences to score");
   parallel::parse_device_kind(o.device);
+  TESSERA_CHECK(o.quantize == "none" || o.quantize == "int8", "--quantize: expected none or int8, got '", o.quantize,
+                "'");
+  TESSERA_CHECK(o.quantize == "none" || o.device == "cpu", "--quantize int8: int8 products run on the CPU only; use "
+                "--device cpu (got --device ", o.device, ")");
   return o;
 }
 
@@ -166,9 +177,14 @@ int run(const Options& o) {
 
   model::ParameterStore store;
   model::Transformer net(trained.model, store, grid.tp());
-  store.finalize(DType::f32, trained.seed, device);
+  store.finalize_for_inference(DType::f32, device);
   const auto info = checkpoint::load_checkpoint(dir, store, nullptr, grid.world());
   TESSERA_LOG_INFO("loaded ", dir.string(), " (step ", info.step, ")");
+  if (o.quantize == "int8") {
+    const parallel::Int8Summary q = parallel::quantize_int8(store);
+    TESSERA_LOG_INFO("quantised ", q.layers, " weights (", q.weights, " values on this rank) to int8: ",
+                     q.int8_bytes / 1024, " KiB");
+  }
 
   const std::vector<std::string> sources = read_lines_on_every_rank(grid.world(), o.input, "--input");
   if (o.score) {

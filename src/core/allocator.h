@@ -28,6 +28,11 @@ class Allocator {
 };
 
 Allocator& cpu_allocator();
+// What the host allocator's cache of large blocks holds now, and the most ever in use at once.
+struct HostCacheStats {
+  size_t in_use_bytes = 0, idle_bytes = 0, peak_in_use_bytes = 0;
+};
+HostCacheStats host_cache_stats();
 // The allocator for `device`; throws tessera::Error when that backend is not built or present.
 Allocator& allocator_for(Device device);
 // Called by the CUDA backend once the rank's GPU is chosen: memory of `device` comes from `allocator`.

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/error.h"
 #include "kernels/ops.h"
 
 namespace tessera::model {
@@ -23,27 +24,42 @@ MultiHeadAttention::MultiHeadAttention(ParameterStore& store, const std::string&
       out_(store, name + ".out", d_model, d_model, tp) {}
 
 namespace {
-// [B, S, w] -> [B, heads, S, w/heads]
+// [B, S, w] -> [B, heads, S, w/heads]; with S = 1 both layouts are the same bytes.
 Tensor to_heads(const Tensor& x, int64_t b, int64_t s, int64_t heads) {
+  if (s == 1) return x.reshape({b, heads, 1, x.dim(-1) / heads});
   Tensor y = Tensor::empty({b, heads, s, x.dim(-1) / heads}, x.dtype(), x.device());
   kernels::split_heads(x.reshape({b, s, x.dim(-1)}), heads, y);
   return y;
 }
 Tensor from_heads(const Tensor& y) {
+  if (y.dim(2) == 1) return y.reshape({y.dim(0), y.dim(1) * y.dim(3)});
   Tensor x = Tensor::empty({y.dim(0) * y.dim(2), y.dim(1) * y.dim(3)}, y.dtype(), y.device());
   Tensor x3 = x.reshape({y.dim(0), y.dim(2), y.dim(1) * y.dim(3)});
   kernels::merge_heads(y, x3);
   return x;
 }
-// [B, H, S, dk] and the newest position [B, H, 1, dk] -> [B, H, S + 1, dk].
-Tensor append_position(const Tensor& past, const Tensor& now) {
-  const int64_t bh = now.dim(0) * now.dim(1), s = past.defined() ? past.dim(2) : 0, dk = now.dim(3);
-  Tensor out = Tensor::empty({now.dim(0), now.dim(1), s + 1, dk}, now.dtype(), now.device());
-  // Row i of `out` is past's row i followed by now's row i: two strided copies (one 2-D copy each on a GPU).
-  if (s > 0) copy_strided(out, (s + 1) * dk, past, s * dk, s * dk, bh);
-  Tensor tail = out.view(s * dk, {out.numel() - s * dk});
-  copy_strided(tail, (s + 1) * dk, now, dk, dk, bh);
-  return out;
+// Copies positions [0, length) of every (row, head) of `from` [R, H, C, dk] into `to` [R', H, C', dk]:
+// rows src_row, src_row + 1, ... of `from` into dst_row, dst_row + 1, ... (`count` rows).
+void copy_positions(Tensor& to, int64_t dst_row, const Tensor& from, int64_t src_row, int64_t count, int64_t length) {
+  const int64_t heads = from.dim(1), dk = from.dim(3);
+  Tensor dst = to.view(dst_row * heads * to.dim(2) * dk, {count * heads * to.dim(2) * dk});
+  const Tensor src = from.view(src_row * heads * from.dim(2) * dk, {count * heads * from.dim(2) * dk});
+  copy_strided(dst, to.dim(2) * dk, src, from.dim(2) * dk, length * dk, count * heads);
+}
+// `cache` with room for at least `needed` positions: the capacity grows by half (at least 16
+// positions), keeping what is filled, so appends copy each position O(1) times on average.
+void reserve(Tensor& cache, int64_t length, int64_t needed) {
+  if (cache.dim(2) >= needed) return;
+  const int64_t capacity = needed + std::max<int64_t>(16, cache.dim(2) / 2);
+  Tensor bigger = Tensor::empty({cache.dim(0), cache.dim(1), capacity, cache.dim(3)}, cache.dtype(), cache.device());
+  if (length > 0) copy_positions(bigger, 0, cache, 0, cache.dim(0), length);
+  cache = bigger;
+}
+// Writes now [B, H, 1, dk] at position `at` of cache [B, H, C, dk].
+void write_position(Tensor& cache, int64_t at, const Tensor& now) {
+  const int64_t dk = cache.dim(3), capacity = cache.dim(2);
+  Tensor dst = cache.view(at * dk, {cache.numel() - at * dk});
+  copy_strided(dst, capacity * dk, now, dk, dk, cache.dim(0) * cache.dim(1));
 }
 }  // namespace
 
@@ -62,6 +78,27 @@ Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows) {
   return out;
 }
 
+KVCache gather_cache_rows(const KVCache& cache, const std::vector<int64_t>& rows, int64_t capacity) {
+  TESSERA_CHECK(capacity >= cache.length, "gather_cache_rows: capacity ", capacity, " is below the ", cache.length,
+                " filled positions");
+  KVCache out;
+  out.length = cache.length;
+  for (auto [to, from] : {std::pair{&out.k, &cache.k}, std::pair{&out.v, &cache.v}}) {
+    Shape shape = from->shape();
+    shape[0] = static_cast<int64_t>(rows.size());
+    shape[2] = capacity;
+    *to = Tensor::empty(shape, from->dtype(), from->device());
+    // One strided copy per run of consecutive source rows.
+    for (size_t i = 0; i < rows.size();) {
+      size_t j = i + 1;
+      while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
+      copy_positions(*to, static_cast<int64_t>(i), *from, rows[i], static_cast<int64_t>(j - i), cache.length);
+      i = j;
+    }
+  }
+  return out;
+}
+
 Tensor MultiHeadAttention::project_heads(parallel::ColumnParallelLinear& linear, const Tensor& x) {
   const int64_t b = x.dim(0), s = x.dim(1);
   Tensor y = Tensor::empty({b * s, local_heads_ * d_head_}, x.dtype(), x.device());
@@ -69,26 +106,37 @@ Tensor MultiHeadAttention::project_heads(parallel::ColumnParallelLinear& linear,
   return to_heads(y, b, s, local_heads_);
 }
 
-KVCache MultiHeadAttention::project_keys_values(const Tensor& x) { return {project_heads(k_, x), project_heads(v_, x)}; }
+KVCache MultiHeadAttention::project_keys_values(const Tensor& x) {
+  return {project_heads(k_, x), project_heads(v_, x), x.dim(1)};
+}
 
 void MultiHeadAttention::append(KVCache& cache, const Tensor& x) {
-  cache.k = append_position(cache.k, project_heads(k_, x));
-  cache.v = append_position(cache.v, project_heads(v_, x));
+  const int64_t b = x.dim(0);
+  for (Tensor* t : {&cache.k, &cache.v})
+    if (!t->defined()) *t = Tensor::empty({b, local_heads_, 0, d_head_}, x.dtype(), x.device());
+  reserve(cache.k, cache.length, cache.length + 1);
+  reserve(cache.v, cache.length, cache.length + 1);
+  write_position(cache.k, cache.length, project_heads(k_, x));
+  write_position(cache.v, cache.length, project_heads(v_, x));
+  ++cache.length;
 }
 
 Tensor MultiHeadAttention::attend(const Tensor& xq, const KVCache& cache, const Tensor& key_lengths) {
-  const int64_t b = xq.dim(0), sq = xq.dim(1), sk = cache.length(), bh = b * local_heads_;
+  const int64_t b = xq.dim(0), sq = xq.dim(1), sk = cache.length, bh = b * local_heads_, capacity = cache.capacity();
   const DType dt = xq.dtype();
   const Device dev = xq.device();
   const Tensor qh = project_heads(q_, xq);
   // The same softmax(Q K^T / sqrt(d_k) + mask) V as forward, over the cached keys and values.
   Tensor probs = Tensor::empty({b, local_heads_, sq, sk}, dt, dev);
   Tensor scores3 = probs.reshape({bh, sq, sk});
-  kernels::batched_matmul(qh.reshape({bh, sq, d_head_}), false, cache.k.reshape({bh, sk, d_head_}), true, scores3, 1.0, 0.0, q_.precision());
+  // The cache is read in place: each (row, head) matrix is its first sk positions.
+  kernels::batched_matmul_leading_rows(qh.reshape({bh, sq, d_head_}), false, cache.k.reshape({bh, capacity, d_head_}),
+                                       sk, true, scores3, 1.0, 0.0, q_.precision());
   kernels::masked_softmax_forward(probs, key_lengths, causal_, 1.0 / std::sqrt(static_cast<double>(d_head_)), probs);
   Tensor ctx_heads = Tensor::empty({b, local_heads_, sq, d_head_}, dt, dev);
   Tensor ctx3 = ctx_heads.reshape({bh, sq, d_head_});
-  kernels::batched_matmul(scores3, false, cache.v.reshape({bh, sk, d_head_}), false, ctx3, 1.0, 0.0, q_.precision());
+  kernels::batched_matmul_leading_rows(scores3, false, cache.v.reshape({bh, capacity, d_head_}), sk, false, ctx3, 1.0,
+                                       0.0, q_.precision());
   Tensor out = Tensor::empty({b * sq, d_model_}, dt, dev);
   out_.forward(from_heads(ctx_heads), out);
   return out.reshape({b, sq, d_model_});

@@ -17,12 +17,19 @@
 namespace tessera::model {
 
 // Keys and values of this rank's heads kept across incremental decoding steps, heads-major
-// [rows, h/tp, S, d_k]. A self-attention cache grows by one position per step; a cross-attention
-// cache holds the projected encoder output, computed once per sentence.
+// [rows, h/tp, capacity, d_k], of which positions [0, length) are filled. A cross-attention cache
+// holds the projected encoder output of each sentence, computed once (length == capacity). A
+// self-attention cache gains one position per step in place; when it is full, its capacity
+// grows by half (one copy of what it holds), so a step rarely allocates or copies the past.
 struct KVCache {
   Tensor k, v;
-  int64_t length() const { return k.defined() ? k.dim(2) : 0; }
+  int64_t length = 0;
+  int64_t capacity() const { return k.defined() ? k.dim(2) : 0; }
 };
+
+// The rows rows[0], rows[1], ... of `cache` (repeats, reorders or drops rows) in a cache of
+// `capacity` >= cache.length positions; only the filled positions are copied.
+KVCache gather_cache_rows(const KVCache& cache, const std::vector<int64_t>& rows, int64_t capacity);
 
 // The rows rows[0], rows[1], ... of t along dimension 0 (repeats, reorders or drops rows).
 Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows);
@@ -46,8 +53,10 @@ class MultiHeadAttention {
   KVCache project_keys_values(const Tensor& x);
   // Appends the keys and values of x [B, 1, d], the newest position, to a self-attention cache.
   void append(KVCache& cache, const Tensor& x);
-  // Attention of xq [B, Sq, d] over the cached keys and values; key_lengths [B] masks padded keys
-  // and a causal layer lets query i see keys j <= i + (Sk - Sq). Returns [B, Sq, d] on every rank.
+  // Attention of xq [B, Sq, d] over the filled positions of the cache (Sk = cache.length);
+  // key_lengths [B] masks padded keys and a causal layer lets query i see keys j <= i + (Sk - Sq).
+  // Returns [B, Sq, d] on every rank. Beam search passes a sentence's k hypotheses as its Sq = k
+  // queries against the sentence's one cross-attention cache.
   Tensor attend(const Tensor& xq, const KVCache& cache, const Tensor& key_lengths);
 
  private:

@@ -42,9 +42,11 @@ Tensor DecoderLayer::forward_step(const Tensor& y, DecoderLayerCache& cache, con
   const Tensor in = self_attention_residual_.sublayer_input(y);
   self_attention_.append(cache.self, in);
   const Tensor y1 = self_attention_residual_.output(ctx, 1, y, self_attention_.attend(in, cache.self, self_lengths));
-  const Tensor in2 = cross_attention_residual_.sublayer_input(y1);
-  const Tensor y2 =
-      cross_attention_residual_.output(ctx, 1, y1, cross_attention_.attend(in2, cache.cross, src_lengths));
+  // A sentence's k rows are k queries against its one cross-attention cache.
+  const int64_t rows = y.dim(0), sentences = cache.cross.k.dim(0), d = y.dim(2);
+  const Tensor in2 = cross_attention_residual_.sublayer_input(y1).reshape({sentences, rows / sentences, d});
+  const Tensor cross = cross_attention_.attend(in2, cache.cross, src_lengths).reshape({rows, 1, d});
+  const Tensor y2 = cross_attention_residual_.output(ctx, 1, y1, cross);
   const Tensor in3 = ffn_residual_.sublayer_input(y2);
   return ffn_residual_.output(ctx, 1, y2, ffn_.forward(in3));
 }

@@ -12,7 +12,8 @@
 namespace tessera::model {
 
 // What one decoder layer keeps between incremental decoding steps: the keys and values of every
-// past position for its self-attention, and of the encoder output for its cross-attention.
+// past position of each row (hypothesis) for its self-attention, and of the encoder output of each
+// sentence for its cross-attention (one per sentence, however many rows decode it).
 struct DecoderLayerCache {
   KVCache self, cross;
 };
@@ -28,10 +29,11 @@ class DecoderLayer {
   Tensor backward(const Tensor& dy, Tensor& dmemory_partial);
 
   // Incremental decoding, no dropout. A cache whose cross-attention holds the keys and values of
-  // memory [B, S, d] and whose self-attention is empty.
+  // memory [sentences, S, d] and whose self-attention is empty.
   DecoderLayerCache start_cache(const Tensor& memory);
-  // y [B, 1, d], the newest position of each row -> [B, 1, d]. Appends its keys and values to the
-  // self-attention cache; self_lengths [B] is the cache length after that append.
+  // y [rows, 1, d], the newest position of each row -> [rows, 1, d], where rows [s k, (s + 1) k)
+  // decode sentence s (k = rows / sentences). Appends its keys and values to the self-attention
+  // cache; self_lengths [rows] is the cache length after that append, src_lengths [sentences].
   Tensor forward_step(const Tensor& y, DecoderLayerCache& cache, const Tensor& self_lengths,
                       const Tensor& src_lengths);
 

@@ -43,7 +43,11 @@ int ParameterStore::find(const std::string& name) const {
 }
 
 Tensor ParameterStore::value(int id) const { return values_.view(params_.at(id).offset, params_.at(id).local_shape); }
-Tensor ParameterStore::grad(int id) const { return grads_.view(params_.at(id).offset, params_.at(id).local_shape); }
+Tensor ParameterStore::grad(int id) const {
+  TESSERA_CHECK(grads_.defined(), "gradient of parameter ", params_.at(id).name,
+                " requested from a store finalized for inference (no gradient buffer)");
+  return grads_.view(params_.at(id).offset, params_.at(id).local_shape);
+}
 
 namespace {
 
@@ -110,6 +114,12 @@ void ParameterStore::finalize(DType dtype, uint64_t seed, Device device) {
   if (dtype != DType::f64) values_ = values_.to(dtype);
   if (!device.is_cpu()) values_ = values_.to(device);
   grads_ = Tensor::zeros({total_}, dtype, device);
+}
+
+void ParameterStore::finalize_for_inference(DType dtype, Device device) {
+  TESSERA_CHECK(!finalized(), "parameter buffer allocated twice");
+  TESSERA_CHECK(dtype == DType::f32 || dtype == DType::f64, "parameters must be f32 or f64, got ", dtype_name(dtype));
+  values_ = Tensor::zeros({total_}, dtype, device);
 }
 
 }  // namespace tessera::model

@@ -54,6 +54,9 @@ class ParameterStore {
   // exactly the values of its slice, so any layout starts from the same global weights.
   // Allocates the flat value and gradient buffers on `device` and fills the values (drawn on the host).
   void finalize(DType dtype, uint64_t seed, Device device = Device::cpu);
+  // For inference: allocates the value buffer only, zero-filled for a checkpoint to overwrite; no
+  // gradients (grad() then throws) and no initial draw, so a decoder holds its weights once.
+  void finalize_for_inference(DType dtype, Device device = Device::cpu);
 
   bool finalized() const { return values_.defined(); }
   size_t size() const { return params_.size(); }

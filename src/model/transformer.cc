@@ -140,24 +140,17 @@ LossStats Transformer::evaluate(const Batch& host_batch) {
 
 DecoderState Transformer::start_decoding(const Tensor& host_src, const Tensor& host_src_lengths,
                                          int64_t rows_per_sentence) {
+  TESSERA_CHECK(rows_per_sentence >= 1, "start_decoding: rows_per_sentence must be at least 1, got ",
+                rows_per_sentence);
   StepContext ctx;
   ctx.training = false;
   const Tensor src = on_device(host_src, store_.device()), src_lengths = on_device(host_src_lengths, store_.device());
   const Tensor memory = encode(ctx, src, src_lengths);
-  // Row r decodes sentence r / k: the memory's keys and values are projected once per sentence
-  // and then repeated for its k rows.
-  std::vector<int64_t> sentence_of_row(src.dim(0) * rows_per_sentence);
-  for (size_t r = 0; r < sentence_of_row.size(); ++r) sentence_of_row[r] = static_cast<int64_t>(r) / rows_per_sentence;
   DecoderState state;
-  state.src_lengths = gather_rows(src_lengths, sentence_of_row);
-  for (auto& layer : decoder_) {
-    DecoderLayerCache cache = layer->start_cache(memory);
-    if (rows_per_sentence > 1) {
-      cache.cross.k = gather_rows(cache.cross.k, sentence_of_row);
-      cache.cross.v = gather_rows(cache.cross.v, sentence_of_row);
-    }
-    state.layers.push_back(std::move(cache));
-  }
+  state.rows_per_sentence = rows_per_sentence;
+  state.src_lengths = src_lengths;
+  // The memory's keys and values are projected once per sentence; its k rows read them together.
+  for (auto& layer : decoder_) state.layers.push_back(layer->start_cache(memory));
   return state;
 }
 
@@ -187,12 +180,31 @@ Tensor Transformer::decode_step_logits(DecoderState& state, const std::vector<in
 }
 
 void Transformer::reorder(DecoderState& state, const std::vector<int64_t>& rows) const {
-  state.src_lengths = gather_rows(state.src_lengths, rows);
-  for (DecoderLayerCache& cache : state.layers)
-    for (KVCache* kv : {&cache.self, &cache.cross}) {
-      kv->k = gather_rows(kv->k, rows);
-      kv->v = gather_rows(kv->v, rows);
+  const int64_t k = state.rows_per_sentence, kept = static_cast<int64_t>(rows.size()) / k;
+  TESSERA_CHECK(static_cast<int64_t>(rows.size()) == kept * k, "reorder: ", rows.size(),
+                " rows do not make whole sentences of ", k);
+  bool same_rows = static_cast<int64_t>(rows.size()) == state.rows();
+  std::vector<int64_t> sentences(kept);
+  for (int64_t j = 0; j < kept; ++j) {
+    sentences[j] = rows[j * k] / k;
+    for (int64_t b = 0; b < k; ++b) {
+      const int64_t r = rows[j * k + b];
+      TESSERA_CHECK(r >= 0 && r < state.rows() && r / k == sentences[j], "reorder: row ", j * k + b, " takes row ", r,
+                    ", which does not decode the sentence of its group (rows ", sentences[j] * k, " to ",
+                    sentences[j] * k + k - 1, ")");
+      same_rows = same_rows && r == j * k + b;
     }
+  }
+  if (same_rows) return;
+  bool same_sentences = kept == state.sentences();
+  for (int64_t j = 0; j < kept && same_sentences; ++j) same_sentences = sentences[j] == j;
+  if (!same_sentences) state.src_lengths = gather_rows(state.src_lengths, sentences);
+  // The copy of the self-attention cache leaves room for the next few positions, no more.
+  const int64_t self_capacity = (state.steps + 8) / 8 * 8;
+  for (DecoderLayerCache& cache : state.layers) {
+    cache.self = gather_cache_rows(cache.self, rows, self_capacity);
+    if (!same_sentences) cache.cross = gather_cache_rows(cache.cross, sentences, cache.cross.length);
+  }
 }
 
 std::vector<std::vector<int32_t>> Transformer::greedy_decode(const Tensor& src, const Tensor& src_lengths,

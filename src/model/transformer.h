@@ -28,14 +28,17 @@ struct LossStats {
   int64_t correct = 0;  // targets predicted by the argmax (teacher forcing)
 };
 
-// The state of incremental decoding for a batch of hypotheses ("rows"): per decoder layer, the
-// cached keys and values of this rank's heads (every tensor-parallel rank holds its own heads'
-// cache), and each row's source length for the cross-attention mask.
+// The state of incremental decoding for a batch of sentences, each decoded by k hypotheses
+// ("rows"; rows [s k, (s + 1) k) belong to sentence s): per decoder layer, the cached keys and
+// values of this rank's heads (every tensor-parallel rank holds its own heads' cache), and each
+// sentence's source length for the cross-attention mask.
 struct DecoderState {
-  int64_t steps = 0;   // target positions fed so far: the position of the next token fed
-  Tensor src_lengths;  // [rows] i32
+  int64_t steps = 0;              // target positions fed so far: the position of the next token fed
+  int64_t rows_per_sentence = 1;  // k
+  Tensor src_lengths;             // [sentences] i32
   std::vector<DecoderLayerCache> layers;
-  int64_t rows() const { return src_lengths.defined() ? src_lengths.dim(0) : 0; }
+  int64_t sentences() const { return src_lengths.defined() ? src_lengths.dim(0) : 0; }
+  int64_t rows() const { return sentences() * rows_per_sentence; }
 };
 
 class Transformer {
@@ -62,12 +65,14 @@ class Transformer {
 
   // Incremental decoding with cached keys and values (greedy_decode and eval/beam_search use it).
   // Encodes src [B, S] once and starts rows_per_sentence empty hypotheses per sentence: rows
-  // [s*k, (s+1)*k) belong to sentence s and share its cross-attention keys and values.
+  // [s*k, (s+1)*k) belong to sentence s and share its cross-attention keys and values (held once).
   DecoderState start_decoding(const Tensor& src, const Tensor& src_lengths, int64_t rows_per_sentence);
   // Feeds each row's newest token (at position state.steps) through the decoder and returns the
   // logits of the token after it, [rows, V/tp]: this rank's vocabulary slice.
   Tensor decode_step_logits(DecoderState& state, const std::vector<int32_t>& last_tokens);
   // Keeps rows rows[0], rows[1], ... of the state: reselected beams, finished sentences dropped.
+  // Rows stay grouped by sentence: rows [j k, (j + 1) k) of the result must all come from one
+  // sentence, the j-th kept one.
   void reorder(DecoderState& state, const std::vector<int64_t>& rows) const;
 
   // The vocabulary split of the logits, and the group they are split over.

@@ -383,6 +383,33 @@ TEST_P(Ops, RowTopkMatchesSortReference) {
 
 // Rows whose last dimension is empty ([3, 0]): every row op returns without touching memory
 // (it used to divide the element count by the empty dimension and die of SIGFPE).
+// A cache preallocated to `capacity` positions and filled up to `rows`, read in place: the product
+// over its leading rows equals the product over a packed copy of them, bit for bit (the same
+// sums in the same order), for K^T (scores) and V (context), in f32 and f64.
+TEST_P(Ops, LeadingRowsProductReadsTheFilledPartOfACache) {
+  const int64_t batch = 6, sq = 3, capacity = 11, filled = 7, dk = 5;
+  for (DType dt : {DType::f32, DType::f64}) {
+    for (bool tb : {true, false}) {
+      SCOPED_TRACE(std::string(dtype_name(dt)) + (tb ? " keys (b transposed)" : " values"));
+      const Tensor cache = random_tensor({batch, capacity, dk}, dt);
+      Tensor packed = Tensor::empty({batch, filled, dk}, dt);
+      copy_strided(packed, filled * dk, cache, capacity * dk, filled * dk, batch);
+      const Tensor a = random_tensor(tb ? Shape{batch, sq, dk} : Shape{batch, sq, filled}, dt);
+      const Shape out = tb ? Shape{batch, sq, filled} : Shape{batch, sq, dk};
+      Tensor got = on_device(Tensor::zeros(out, dt)), want = on_device(Tensor::zeros(out, dt));
+      k::batched_matmul_leading_rows(on_device(a), false, on_device(cache), filled, tb, got);
+      k::batched_matmul(on_device(a), false, on_device(packed), tb, want);
+      const Tensor g = got.to(Device::cpu), w = want.to(Device::cpu);
+      ASSERT_EQ(0, std::memcmp(g.raw(), w.raw(), g.numel() * dtype_size(dt)));
+    }
+  }
+  Tensor c = on_device(Tensor::zeros({batch, sq, capacity + 1}, DType::f32));
+  EXPECT_THROW(k::batched_matmul_leading_rows(on_device(random_tensor({batch, sq, dk}, DType::f32)), false,
+                                              on_device(random_tensor({batch, capacity, dk}, DType::f32)),
+                                              capacity + 1, true, c),
+               Error);
+}
+
 TEST_P(Ops, EmptyLastDimensionIsANoOp) {
   const Shape empty{3, 0};
   auto zeros = [&](const Shape& shape) { return on_device(Tensor::zeros(shape, DType::f64)); };
