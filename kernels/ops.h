@@ -77,6 +77,23 @@ void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta
 void layer_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
                          const Tensor& dy, Tensor& dx, Tensor& dgamma, Tensor& dbeta);
 
+// ---- residual + dropout + layer norm, fused (the sublayer output path, model/residual.h) -----
+// One pass per row instead of two: sum = residual + mask * x / (1 - p) (dropout_forward's mask
+// and arithmetic), then y = layer_norm(sum) from the row while it is in cache. sum, mean and rstd
+// are kept for backward. Post-LN: y = LN(x + Dropout(f(x))); pre-LN: the next sublayer's LN of
+// the residual stream x + Dropout(f(LN(x))).
+void dropout_add_layer_norm_forward(const DropoutSite& site, const Tensor& x, const Tensor& residual,
+                                    const Tensor& gamma, const Tensor& beta, double eps, Tensor& sum, Tensor& y,
+                                    Tensor& mean, Tensor& rstd);
+// The backward of both: dx = layer_norm_backward(dy) (dgamma, dbeta accumulate), plus dresidual
+// when it is defined (the gradient that reached LN's input x through a skip connection, pre-LN:
+// x -> x + f(LN(x))); then, when dx_dropped is defined, dx_dropped = mask * dx / (1 - p): the
+// gradient of the sublayer output f that sum = r + Dropout(f) dropped. One pass per row.
+void layer_norm_add_dropout_backward(const DropoutSite& site, const Tensor& x, const Tensor& gamma,
+                                     const Tensor& mean, const Tensor& rstd, const Tensor& dy,
+                                     const Tensor& dresidual, Tensor& dx, Tensor& dx_dropped, Tensor& dgamma,
+                                     Tensor& dbeta);
+
 // ---- dropout (Philox, keyed by global coordinates; the mask is recomputed in backward) -------
 // y = residual + mask * x / (1 - p); residual may be undefined (then y = mask * x / (1 - p)).
 void dropout_forward(const DropoutSite& site, const Tensor& x, const Tensor& residual, Tensor& y);

@@ -56,6 +56,16 @@ template <typename T>
 void layer_norm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
                          T* dx, T* dgamma, T* dbeta, int64_t rows, int64_t cols);
 
+// residual_layer_norm_cpu.cc; dresidual and dx_dropped may be null.
+template <typename T>
+void dropout_add_layer_norm_forward(const DropoutSite& site, const T* x, const T* residual, const T* gamma,
+                                    const T* beta, T eps, T* sum, T* y, T* mean, T* rstd, int64_t rows,
+                                    int64_t cols);
+template <typename T>
+void layer_norm_add_dropout_backward(const DropoutSite& site, const T* x, const T* gamma, const T* mean,
+                                     const T* rstd, const T* dy, const T* dresidual, T* dx, T* dx_dropped,
+                                     T* dgamma, T* dbeta, int64_t rows, int64_t cols);
+
 template <typename T>
 void dropout_forward(const DropoutSite& site, const T* x, const T* residual, T* y, int64_t rows,
                      int64_t cols);

@@ -37,6 +37,13 @@ void layer_norm_forward(const Tensor& x, const Tensor& gamma, const Tensor& beta
 void layer_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
                          const Tensor& dy, Tensor& dx, Tensor& dgamma, Tensor& dbeta);
 
+void dropout_add_layer_norm_forward(const DropoutSite& site, const Tensor& x, const Tensor& residual,
+                                    const Tensor& gamma, const Tensor& beta, double eps, Tensor& sum, Tensor& y,
+                                    Tensor& mean, Tensor& rstd);
+void layer_norm_add_dropout_backward(const DropoutSite& site, const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                     const Tensor& rstd, const Tensor& dy, const Tensor& dresidual, Tensor& dx,
+                                     Tensor& dx_dropped, Tensor& dgamma, Tensor& dbeta);
+
 void dropout_forward(const DropoutSite& site, const Tensor& x, const Tensor& residual, Tensor& y);
 void dropout_backward(const DropoutSite& site, const Tensor& dy, Tensor& dx);
 

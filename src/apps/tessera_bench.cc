@@ -15,6 +15,11 @@
 // --model-config (default base and big) at fp32 and bf16, with and without ZeRO-1, for the
 // --tensor-parallel x --data-parallel layout (default two 8-GPU nodes' worth: 1 x 8 and 8 x 1) and
 // --max-tokens padded tokens per GPU and micro-batch.
+// With --decode it times decoding instead (src/eval/decode_benchmark.h): tessera-translate on
+// --checkpoint and --input, for each --beam and --decode-threads in f32 and int8, each run in its own
+// child process (sentences/s, target tokens/s, wall s, peak memory), next to CTranslate2 on the same
+// model converted by tools/export_ctranslate2.py when Python's ctranslate2 is installed; it prints
+// one markdown table (docs/performance.md, "Decoding").
 #include <mpi.h>
 #include <sys/resource.h>
 
@@ -34,6 +39,7 @@
 #include "core/log.h"
 #include "core/option_values.h"
 #include "data/synthetic_task.h"
+#include "eval/decode_benchmark.h"
 #include "kernels/ops.h"
 #include "kernels/threads.h"
 #if defined(TESSERA_WITH_CUDA)
@@ -45,6 +51,7 @@
 #include "parallel/process_grid.h"
 #include "train/memory_estimate.h"
 #include "train/optimizer.h"
+#include "train/torch_anchor.h"
 #include "train/trainer.h"
 
 namespace po = boost::program_options;
@@ -69,6 +76,9 @@ struct BenchOptions {
   std::vector<int> tensor_parallel{1, 8}, data_parallel{8, 1};  // layouts, pairwise
   int64_t max_tokens = 4096;     // padded source + target tokens per GPU and micro-batch
   int64_t memory_max_len = 100;  // --max-len of --memory: the longest sentence of the worst batch
+  // --decode
+  bool decode = false;
+  eval::DecodeBenchmarkOptions decoding;
 };
 
 kernels::Precision g_precision = kernels::Precision::fp32;
@@ -83,6 +93,29 @@ void sync_device() {
 
 bool parse(int argc, char** argv, BenchOptions& o) {
   po::options_description desc("tessera-bench options");
+  eval::DecodeBenchmarkOptions& d = o.decoding;
+  po::options_description decode("--decode: decoding speed and peak memory, tessera-translate next to CTranslate2");
+  decode.add_options()
+      ("decode", "time decoding (one child process per configuration) instead of training, and print the table")
+      ("checkpoint", po::value(&d.checkpoint), "--decode: the checkpoint to decode with (step directory or save root)")
+      ("input", bound(d.input), "--decode: source sentences, one per line")
+      ("sentences", bound(d.sentences), "--decode: decode the first this many lines of --input")
+      ("beam", po::value(&d.beams)->multitoken(), "--decode: beam sizes (default: 1 4)")
+      ("decode-threads", po::value(&d.threads)->multitoken(), "--decode: thread counts (default: 1 2)")
+      ("length-penalty", bound(d.length_penalty), "--decode: alpha of the length penalty, both systems")
+      ("max-len-extra", bound(d.max_len_extra), "--decode: translations end by source length + this, both systems")
+      ("no-int8", "--decode: skip the int8 rows (tessera-translate --quantize int8, CTranslate2 compute_type int8)")
+      ("repeat", bound(d.repeat), "--decode: runs per configuration (best wall time, largest peak memory)")
+      ("spm", po::value(&d.spm), "--decode: SentencePiece model (default: spm.model in the checkpoint's data-dir)")
+      ("translate", po::value(&d.translate_program), "--decode: tessera-translate (default: the one next to tessera-bench)")
+      ("ckpt", po::value(&d.ckpt_program), "--decode: tessera-ckpt, for the conversion (default: next to tessera-bench)")
+      ("python", bound(d.python), "--decode: the Python that has ctranslate2")
+      ("tools-dir", po::value(&d.tools_dir), "--decode: where export_ctranslate2.py and ct2_decode.py are "
+                                             "(default: tools/, or next to the build directory)")
+      ("ct2-model", po::value(&d.ct2_model), "--decode: a CTranslate2 model already converted from --checkpoint")
+      ("no-anchor", "--decode: do not run CTranslate2")
+      ("work-dir", po::value(&d.work_dir), "--decode: keep inputs, outputs and logs here (default: a temporary "
+                                           "directory, removed)");
   desc.add_options()
       ("help,h", "print this help")
       ("model-config", po::value(&o.configs)->multitoken(), "configs whose models to time (default: small and base)")
@@ -108,6 +141,7 @@ bool parse(int argc, char** argv, BenchOptions& o) {
        "--memory: tensor-parallel sizes, one table each, paired with --data-parallel (default: 1 8)")
       ("data-parallel", po::value(&o.data_parallel)->multitoken(), "--memory: data-parallel sizes (default: 8 1)")
       ("max-tokens", bound(o.max_tokens), "--memory: padded source + target tokens per GPU and micro-batch");
+  desc.add(decode);
   po::variables_map vm;
   po::store(po::parse_command_line(argc, argv, desc), vm);
   po::notify(vm);
@@ -120,6 +154,17 @@ bool parse(int argc, char** argv, BenchOptions& o) {
   o.overlap = vm.count("overlap") > 0;
   o.device_info = vm.count("device-info") > 0;
   o.memory = vm.count("memory") > 0;
+  o.decode = vm.count("decode") > 0;
+  if (o.decode) {
+    d.batch_sentences = vm["batch-sentences"].defaulted() ? 32 : o.batch_sentences;
+    d.anchor = !vm.count("no-anchor");
+    d.int8 = !vm.count("no-int8");
+    for (int i = 0; i < argc; ++i) {
+      if (i > 0) d.command_line += ' ';
+      d.command_line += argv[i];
+    }
+    return true;
+  }
   if (vm.count("max-len")) (o.memory ? o.memory_max_len : o.max_len) = vm["max-len"].as<int64_t>();
   if (o.memory && !vm.count("model-config")) o.configs = {"configs/base.cfg", "configs/big.cfg"};
   TESSERA_CHECK(o.precision == "fp32" || o.precision == "bf16", "--precision: must be fp32 or bf16, got '",
@@ -407,9 +452,10 @@ void step_tables(const BenchOptions& b, int threads, double peak) {
   std::printf("Rates use the best step (the least disturbed by other work on the machine); cpu share = CPU "
               "seconds / (wall seconds x threads) over the timed steps.\n\n");
   std::printf("| config | params | batch B x S / T | tokens (src+tgt) | step mean / best (s) | tokens/s | GFLOP/step "
-              "| GFLOP/s | %% of sgemm peak | cpu share |\n");
+              "| GFLOP/s | %% of sgemm peak | cpu share | PyTorch eager tokens/s | Tessera / PyTorch |\n");
   std::printf("|--------|--------|-----------------|------------------|----------------------|----------|-----------"
-              "-|---------|-----------------|-----------|\n");
+              "-|---------|-----------------|-----------|------------------------|-------------------|\n");
+  std::vector<std::string> anchor_notes;  // printed under the table
   struct Breakdown {
     std::string name;
     double step = 0, fwd_bwd = 0, zero = 0, norm = 0, adam = 0, batch = 0, flops = 0;
@@ -431,10 +477,22 @@ void step_tables(const BenchOptions& b, int threads, double peak) {
     const auto gemms = step_gemms(cfg, bs, s, t);
     const double flops = total_flops(gemms);
     std::printf("| %-6s | %5.1fM | %3ld x %2ld / %2ld    | %16.0f | %9.3f / %8.3f | %8.0f | %10.1f | %7.1f | %14.1f%% "
-                "| %8.0f%% |\n",
+                "| %8.0f%% |",
                 config_name(file).c_str(), cfg.parameter_count() / 1e6, static_cast<long>(bs), static_cast<long>(s),
                 static_cast<long>(t), tokens, times.mean_s, step_s, tokens / step_s, flops / 1e9, flops / step_s / 1e9,
                 100.0 * flops / step_s / 1e9 / peak, 100.0 * times.cpu_share);
+    // The anchor: the same model and sentence lengths in PyTorch eager on the CPU, in this run.
+    const train::TorchAnchor anchor = g_device.is_cpu()
+        ? train::time_torch_step(cfg, pairs, threads, b.steps, b.warmup_steps)
+        : train::TorchAnchor{.why_not = "the anchor runs on the CPU only"};
+    if (anchor.ran) {
+      std::printf(" %22.0f | %16.2fx |\n", anchor.tokens_per_s, tokens / step_s / anchor.tokens_per_s);
+      anchor_notes.push_back(config_name(file) + ": PyTorch " + anchor.torch_version + " eager step mean / best " +
+                             std::to_string(anchor.mean_s) + " / " + std::to_string(anchor.best_s) + " s");
+    } else {
+      std::printf(" %22s | %17s |\n", "skipped", "-");
+      anchor_notes.push_back(config_name(file) + ": PyTorch anchor skipped: " + anchor.why_not);
+    }
     std::fflush(stdout);
     if (!b.breakdown) continue;
 
@@ -459,6 +517,8 @@ void step_tables(const BenchOptions& b, int threads, double peak) {
     bd.gemm = replay(gemms, reps);
     breakdowns.push_back(std::move(bd));
   }
+  std::printf("\n");
+  for (const std::string& note : anchor_notes) std::printf("%s\n", note.c_str());
   if (!b.breakdown) return;
 
   std::printf("\n## 3. Where the step's time goes (ms, each part and the step best of --steps runs, so the parts "
@@ -626,6 +686,7 @@ int main(int argc, char** argv) {
   try {
     BenchOptions options;
     if (!parse(argc, argv, options)) return 0;
+    if (options.decode) return eval::run_decode_benchmark(options.decoding);
     if (options.memory) {
       memory_tables(options);
       return 0;

@@ -25,8 +25,9 @@ namespace {
 // batches of slightly different shapes share blocks, and a request takes the smallest idle block
 // of its class or up to twice its size (best fit): a shape that shrinks step by step, like the
 // rows of a decoder whose sentences finish, reuses one block instead of leaving one idle block per
-// size behind. The cache (blocks in use and idle together) never holds more than the most ever
-// in use at once: a miss first frees the blocks idle the longest until the new block fits, so a
+// size behind. The cache (blocks in use and idle together) never holds more than 9/8 of the most
+// ever in use at once: a miss first frees the blocks idle the longest until the new block fits
+// (the eighth spared keeps the blocks every step reuses through phases that set a new peak), so a
 // run whose shapes drift (a translation sorted by length, whose batches grow) keeps what its
 // current shapes use instead of one block of every shape it has seen. Large blocks come from
 // mmap and go back to the system when freed (a fixed M_MMAP_THRESHOLD: glibc would otherwise raise
@@ -49,9 +50,9 @@ class CpuAllocator final : public Allocator {
       if (it->second.empty()) idle_.erase(it);
       idle_bytes_ -= block;
     } else {
-      // A miss: the cache (blocks in use and idle) may hold no more than the most ever in use at
-      // once, so idle blocks that do not fit make room, oldest first.
-      const size_t limit = std::max(peak_in_use_bytes_, in_use_bytes_ + size);
+      // A miss: the cache (blocks in use and idle) may hold no more than 9/8 of the most ever in
+      // use at once, so idle blocks that do not fit make room, oldest first.
+      const size_t limit = std::max(peak_in_use_bytes_, in_use_bytes_ + size) / 8 * 9;
       while (!idle_.empty() && in_use_bytes_ + idle_bytes_ + size > limit) release_oldest_idle_locked();
       p = checked_alloc(size, bytes);
     }
@@ -70,7 +71,7 @@ class CpuAllocator final : public Allocator {
     idle_bytes_ += it->second;
     in_use_bytes_ -= it->second;
     cached_size_.erase(it);
-    const size_t limit = std::min(kCacheMaxBytes, peak_in_use_bytes_);
+    const size_t limit = std::min(kCacheMaxBytes, peak_in_use_bytes_ / 8 * 9);
     while (idle_bytes_ > limit) release_oldest_idle_locked();
   }
 

@@ -46,11 +46,12 @@ void copy_positions(Tensor& to, int64_t dst_row, const Tensor& from, int64_t src
   const Tensor src = from.view(src_row * heads * from.dim(2) * dk, {count * heads * from.dim(2) * dk});
   copy_strided(dst, to.dim(2) * dk, src, from.dim(2) * dk, length * dk, count * heads);
 }
-// `cache` with room for at least `needed` positions: the capacity grows by half (at least 16
-// positions), keeping what is filled, so appends copy each position O(1) times on average.
+// `cache` with room for at least `needed` positions: the capacity grows by 16 positions, keeping
+// what is filled. A sentence of L tokens copies its cache L / 16 times, O(L^2 / 32) positions,
+// less than reordering its beams copies, and the cache holds at most 15 empty positions.
 void reserve(Tensor& cache, int64_t length, int64_t needed) {
   if (cache.dim(2) >= needed) return;
-  const int64_t capacity = needed + std::max<int64_t>(16, cache.dim(2) / 2);
+  const int64_t capacity = (needed + 15) / 16 * 16;
   Tensor bigger = Tensor::empty({cache.dim(0), cache.dim(1), capacity, cache.dim(3)}, cache.dtype(), cache.device());
   if (length > 0) copy_positions(bigger, 0, cache, 0, cache.dim(0), length);
   cache = bigger;
@@ -78,25 +79,38 @@ Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows) {
   return out;
 }
 
-KVCache gather_cache_rows(const KVCache& cache, const std::vector<int64_t>& rows, int64_t capacity) {
-  TESSERA_CHECK(capacity >= cache.length, "gather_cache_rows: capacity ", capacity, " is below the ", cache.length,
-                " filled positions");
-  KVCache out;
-  out.length = cache.length;
-  for (auto [to, from] : {std::pair{&out.k, &cache.k}, std::pair{&out.v, &cache.v}}) {
-    Shape shape = from->shape();
-    shape[0] = static_cast<int64_t>(rows.size());
-    shape[2] = capacity;
-    *to = Tensor::empty(shape, from->dtype(), from->device());
-    // One strided copy per run of consecutive source rows.
-    for (size_t i = 0; i < rows.size();) {
-      size_t j = i + 1;
-      while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
-      copy_positions(*to, static_cast<int64_t>(i), *from, rows[i], static_cast<int64_t>(j - i), cache.length);
-      i = j;
+void keep_cache_rows(KVCache& cache, const std::vector<int64_t>& rows, int64_t group) {
+  const int64_t kept = static_cast<int64_t>(rows.size()) / group;
+  TESSERA_CHECK(kept * group == static_cast<int64_t>(rows.size()), "keep_cache_rows: ", rows.size(),
+                " rows do not make groups of ", group);
+  for (Tensor* t : {&cache.k, &cache.v}) {
+    if (!t->defined()) continue;  // a self-attention cache before its first step
+    Tensor& buffer = *t;
+    // Group j moves from source group s_j >= j (ascending), so no group is overwritten before it
+    // is read; a group whose rows are permuted goes through a copy of its source rows first.
+    for (int64_t j = 0, previous = -1; j < kept; ++j) {
+      const int64_t source = rows[j * group] / group;
+      TESSERA_CHECK(source > previous && source < buffer.dim(0) / group, "keep_cache_rows: group ", j,
+                    " takes group ", source, ", but kept groups must ascend within the ", buffer.dim(0) / group,
+                    " there are");
+      previous = source;
+      bool identity = true;
+      for (int64_t b = 0; b < group; ++b) {
+        const int64_t r = rows[j * group + b];
+        TESSERA_CHECK(r / group == source, "keep_cache_rows: row ", j * group + b, " takes row ", r,
+                      ", outside its group's source rows ", source * group, " to ", source * group + group - 1);
+        identity = identity && r == j * group + b;
+      }
+      if (identity) continue;
+      Tensor scratch = Tensor::empty({group, buffer.dim(1), buffer.dim(2), buffer.dim(3)}, buffer.dtype(),
+                                     buffer.device());
+      copy_positions(scratch, 0, buffer, source * group, group, cache.length);
+      for (int64_t b = 0; b < group; ++b)
+        copy_positions(buffer, j * group + b, scratch, rows[j * group + b] - source * group, 1, cache.length);
     }
+    // The first kept * group rows are now the cache; the buffer keeps its storage (no allocation).
+    buffer = buffer.view(0, {kept * group, buffer.dim(1), buffer.dim(2), buffer.dim(3)});
   }
-  return out;
 }
 
 Tensor MultiHeadAttention::project_heads(parallel::ColumnParallelLinear& linear, const Tensor& x) {
@@ -174,6 +188,7 @@ Tensor MultiHeadAttention::forward(const StepContext& ctx, const Tensor& xq, con
 
   Tensor out = Tensor::empty({b * sq, d_model_}, dt, dev);
   out_.forward(from_heads(ctx_heads), out);
+  if (!ctx.training) qh_ = kh_ = vh_ = probs_ = Tensor();  // evaluation: nothing is kept for backward
   return out.reshape({b, sq, d_model_});
 }
 

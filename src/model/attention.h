@@ -20,16 +20,17 @@ namespace tessera::model {
 // [rows, h/tp, capacity, d_k], of which positions [0, length) are filled. A cross-attention cache
 // holds the projected encoder output of each sentence, computed once (length == capacity). A
 // self-attention cache gains one position per step in place; when it is full, its capacity
-// grows by half (one copy of what it holds), so a step rarely allocates or copies the past.
+// grows by 16 positions (one copy of what it holds), so a step rarely allocates or copies the past.
 struct KVCache {
   Tensor k, v;
   int64_t length = 0;
   int64_t capacity() const { return k.defined() ? k.dim(2) : 0; }
 };
 
-// The rows rows[0], rows[1], ... of `cache` (repeats, reorders or drops rows) in a cache of
-// `capacity` >= cache.length positions; only the filled positions are copied.
-KVCache gather_cache_rows(const KVCache& cache, const std::vector<int64_t>& rows, int64_t capacity);
+// Keeps rows rows[0], rows[1], ... of `cache` in place (repeats, reorders or drops rows), copying
+// only filled positions and allocating no new cache. Rows come in groups of `group` (a sentence's
+// hypotheses): the rows of group j all come from one source group, and source groups ascend.
+void keep_cache_rows(KVCache& cache, const std::vector<int64_t>& rows, int64_t group);
 
 // The rows rows[0], rows[1], ... of t along dimension 0 (repeats, reorders or drops rows).
 Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows);

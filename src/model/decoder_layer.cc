@@ -27,7 +27,7 @@ Tensor DecoderLayer::forward(const StepContext& ctx, const Tensor& y, const Tens
   const Tensor y2 =
       cross_attention_residual_.output(ctx, seq, y1, cross_attention_.forward(ctx, in2, memory, src_lengths));
   const Tensor in3 = ffn_residual_.sublayer_input(y2);
-  return ffn_residual_.output(ctx, seq, y2, ffn_.forward(in3));
+  return ffn_residual_.output(ctx, seq, y2, ffn_.forward(in3, ctx.training));
 }
 
 DecoderLayerCache DecoderLayer::start_cache(const Tensor& memory) {
@@ -48,7 +48,7 @@ Tensor DecoderLayer::forward_step(const Tensor& y, DecoderLayerCache& cache, con
   const Tensor cross = cross_attention_.attend(in2, cache.cross, src_lengths).reshape({rows, 1, d});
   const Tensor y2 = cross_attention_residual_.output(ctx, 1, y1, cross);
   const Tensor in3 = ffn_residual_.sublayer_input(y2);
-  return ffn_residual_.output(ctx, 1, y2, ffn_.forward(in3));
+  return ffn_residual_.output(ctx, 1, y2, ffn_.forward(in3, /*keep_for_backward=*/false));
 }
 
 Tensor DecoderLayer::backward(const Tensor& dy, Tensor& dmemory_partial) {

@@ -16,17 +16,19 @@ EncoderLayer::EncoderLayer(ParameterStore& store, const std::string& name, const
 Tensor EncoderLayer::forward(const StepContext& ctx, const Tensor& x, const Tensor& src_lengths) {
   const int64_t seq = x.dim(1);
   const Tensor in = attention_residual_.sublayer_input(x);
-  const Tensor x1 = attention_residual_.output(ctx, seq, x, self_attention_.forward(ctx, in, in, src_lengths));
-  const Tensor in2 = ffn_residual_.sublayer_input(x1);
-  return ffn_residual_.output(ctx, seq, x1, ffn_.forward(in2));
+  Tensor in2;  // ffn_residual_.sublayer_input(x1), computed with x1 in one pass
+  const Tensor x1 =
+      attention_residual_.output(ctx, seq, x, self_attention_.forward(ctx, in, in, src_lengths), ffn_residual_, in2);
+  return ffn_residual_.output(ctx, seq, x1, ffn_.forward(in2, ctx.training));
 }
 
 Tensor EncoderLayer::backward(const Tensor& dy) {
   Tensor din2 = ffn_.backward(ffn_residual_.backward_output(dy));
   parallel::all_reduce_sum(tp_, din2);
-  const Tensor dx1 = ffn_residual_.backward_input(din2);
+  // attention_residual_.backward_output(ffn_residual_.backward_input(din2)), in one pass
+  const Tensor dattention = ffn_residual_.backward_input(din2, attention_residual_);
   Tensor dq, dkv;
-  self_attention_.backward(attention_residual_.backward_output(dx1), dq, dkv);
+  self_attention_.backward(dattention, dq, dkv);
   kernels::axpy(1.0, dkv, dq);  // self-attention: queries, keys and values all read the same input
   parallel::all_reduce_sum(tp_, dq);
   return attention_residual_.backward_input(dq);

@@ -13,12 +13,13 @@ FeedForward::FeedForward(ParameterStore& store, const std::string& name, int64_t
       w1_(store, name + ".w1", d_model, d_ff, tp),
       w2_(store, name + ".w2", d_ff, d_model, tp) {}
 
-Tensor FeedForward::forward(const Tensor& x) {
+Tensor FeedForward::forward(const Tensor& x, bool keep_for_backward) {
   const Tensor x2 = x.reshape({x.numel() / d_model_, d_model_});
-  pre_ = Tensor::empty({x2.dim(0), w1_.local_out()}, x.dtype(), x.device());
-  w1_.forward(x2, pre_, /*add_bias=*/false);
-  Tensor hidden = Tensor::empty(pre_.shape(), x.dtype(), x.device());
-  kernels::bias_activation_forward(activation_, pre_, w1_.bias(), hidden);
+  Tensor pre = Tensor::empty({x2.dim(0), w1_.local_out()}, x.dtype(), x.device());
+  w1_.forward(x2, pre, /*add_bias=*/false);
+  Tensor hidden = Tensor::empty(pre.shape(), x.dtype(), x.device());
+  kernels::bias_activation_forward(activation_, pre, w1_.bias(), hidden);
+  pre_ = keep_for_backward ? pre : Tensor();
   Tensor y = Tensor::empty(x2.shape(), x.dtype(), x.device());
   w2_.forward(hidden, y);
   return y.reshape(x.shape());

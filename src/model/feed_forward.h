@@ -21,7 +21,8 @@ class FeedForward {
               kernels::Activation activation, parallel::Communicator& tp);
   int first_param() const { return w1_.first_param(); }
   int last_param() const { return w2_.last_param(); }
-  Tensor forward(const Tensor& x);              // x [N, d] -> [N, d]
+  // x [N, d] -> [N, d]; without keep_for_backward (evaluation) the hidden layer is not kept.
+  Tensor forward(const Tensor& x, bool keep_for_backward = true);
   Tensor backward(const Tensor& dy);            // returns the partial dx; caller all-reduces
 
  private:

@@ -26,4 +26,26 @@ Tensor LayerNorm::backward(const Tensor& dy) {
   return dx;
 }
 
+Tensor LayerNorm::forward_dropout_add(const kernels::DropoutSite& site, const Tensor& fx, const Tensor& residual,
+                                     Tensor& sum) {
+  const int64_t rows = fx.numel() / fx.dim(-1);
+  sum = Tensor::empty(fx.shape(), fx.dtype(), fx.device());
+  x_ = sum;
+  mean_ = Tensor::empty({rows}, fx.dtype(), fx.device());
+  rstd_ = Tensor::empty({rows}, fx.dtype(), fx.device());
+  Tensor y = Tensor::empty(fx.shape(), fx.dtype(), fx.device());
+  kernels::dropout_add_layer_norm_forward(site, fx, residual, store_.value(gamma_), store_.value(beta_), kEps, sum, y,
+                                          mean_, rstd_);
+  return y;
+}
+
+Tensor LayerNorm::backward_add_dropout(const Tensor& dy, const Tensor& dresidual, const kernels::DropoutSite& site,
+                                       Tensor& dx_dropped) {
+  Tensor dx = Tensor::empty(dy.shape(), dy.dtype(), dy.device()), dg = store_.grad(gamma_), db = store_.grad(beta_);
+  kernels::layer_norm_add_dropout_backward(site, x_, store_.value(gamma_), mean_, rstd_, dy, dresidual, dx, dx_dropped,
+                                           dg, db);
+  x_ = mean_ = rstd_ = Tensor();
+  return dx;
+}
+
 }  // namespace tessera::model

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/tensor.h"
+#include "kernels/math.h"
 #include "model/parameters.h"
 
 namespace tessera::model {
@@ -17,6 +18,14 @@ class LayerNorm {
   int last_param() const { return beta_; }
   Tensor forward(const Tensor& x);    // keeps x, mean and rstd for backward
   Tensor backward(const Tensor& dy);  // returns dx; accumulates dgamma, dbeta
+
+  // The residual stream's two passes in one (kernels::dropout_add_layer_norm_forward): sum =
+  // residual + Dropout(fx) at `site`, returns LN(sum) and keeps sum, mean and rstd for backward.
+  Tensor forward_dropout_add(const kernels::DropoutSite& site, const Tensor& fx, const Tensor& residual, Tensor& sum);
+  // backward(dy) (+ dresidual when defined) in one pass; when dx_dropped is defined it also
+  // receives Dropout's backward at `site` of the result (kernels::layer_norm_add_dropout_backward).
+  Tensor backward_add_dropout(const Tensor& dy, const Tensor& dresidual, const kernels::DropoutSite& site,
+                              Tensor& dx_dropped);
 
  private:
   ParameterStore& store_;

@@ -3,6 +3,14 @@
 //   pre-LN:               y = x + Dropout(f(LayerNorm(x)))
 // Usage: in = sublayer_input(x); fx = f(in); y = output(x, fx). Backward mirrors it:
 // dfx = backward_output(dy); din = f'(dfx); dx = backward_input(din).
+//
+// The residual sum and the layer norm that reads it run as one pass (kernels/ops.h, "residual +
+// dropout + layer norm, fused"): inside output() and backward_output() post-LN, inside
+// backward_input() pre-LN. Pre-LN, the norm that reads this residual's output is the *next*
+// sublayer's; a layer that owns both residuals chains them with the two-residual overloads:
+//   y = output(ctx, seq, x, fx, next, next_in)   is  y = output(ctx, seq, x, fx); next_in = next.sublayer_input(y)
+//   dfx = backward_input(din, previous)           is  dfx = previous.backward_output(backward_input(din))
+// with the same results, in one pass where the two meet at a layer norm.
 #pragma once
 
 #include <string>
@@ -22,8 +30,11 @@ class ResidualConnection {
 
   Tensor sublayer_input(const Tensor& x);
   Tensor output(const StepContext& ctx, int64_t seq_len, const Tensor& x, const Tensor& fx);
+  Tensor output(const StepContext& ctx, int64_t seq_len, const Tensor& x, const Tensor& fx, ResidualConnection& next,
+                Tensor& next_input);
   Tensor backward_output(const Tensor& dy);
   Tensor backward_input(const Tensor& dsublayer_input);
+  Tensor backward_input(const Tensor& dsublayer_input, ResidualConnection& previous);
 
  private:
   LayerNorm norm_;

@@ -199,11 +199,9 @@ void Transformer::reorder(DecoderState& state, const std::vector<int64_t>& rows)
   bool same_sentences = kept == state.sentences();
   for (int64_t j = 0; j < kept && same_sentences; ++j) same_sentences = sentences[j] == j;
   if (!same_sentences) state.src_lengths = gather_rows(state.src_lengths, sentences);
-  // The copy of the self-attention cache leaves room for the next few positions, no more.
-  const int64_t self_capacity = (state.steps + 8) / 8 * 8;
   for (DecoderLayerCache& cache : state.layers) {
-    cache.self = gather_cache_rows(cache.self, rows, self_capacity);
-    if (!same_sentences) cache.cross = gather_cache_rows(cache.cross, sentences, cache.cross.length);
+    keep_cache_rows(cache.self, rows, k);
+    if (!same_sentences) keep_cache_rows(cache.cross, sentences, 1);
   }
 }
 

@@ -72,7 +72,8 @@ class Transformer {
   Tensor decode_step_logits(DecoderState& state, const std::vector<int32_t>& last_tokens);
   // Keeps rows rows[0], rows[1], ... of the state: reselected beams, finished sentences dropped.
   // Rows stay grouped by sentence: rows [j k, (j + 1) k) of the result must all come from one
-  // sentence, the j-th kept one.
+  // sentence, the j-th kept one, and kept sentences keep their order. The caches are rearranged in
+  // place: no step allocates a new cache.
   void reorder(DecoderState& state, const std::vector<int64_t>& rows) const;
 
   // The vocabulary split of the logits, and the group they are split over.

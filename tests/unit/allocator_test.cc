@@ -27,8 +27,8 @@ TEST(HostAllocator, AFreedBlockServesTheNextRequestOfItsSizeOrSomewhatSmaller) {
 }
 
 // Shapes that drift (batches of a translation sorted by length) leave one idle block per size in a
-// cache that keeps everything: 10 + 20 + ... + 400 MiB = 8.2 GiB here. Idle blocks are bounded by
-// the most ever in use at once (400 MiB), freeing the oldest. Blocks are never touched, so the
+// cache that keeps everything: 10 + 20 + ... + 400 MiB = 8.2 GiB here. The cache is bounded by
+// 9/8 of the most ever in use at once (400 MiB), freeing the oldest idle blocks. Blocks are never touched, so the
 // test costs address space, not memory.
 TEST(HostAllocator, IdleBlocksStayWithinThePeakInUse) {
   Allocator& a = cpu_allocator();
@@ -37,11 +37,11 @@ TEST(HostAllocator, IdleBlocksStayWithinThePeakInUse) {
     ASSERT_NE(p, nullptr);
     a.deallocate(p);
     const HostCacheStats st = host_cache_stats();
-    EXPECT_LE(st.in_use_bytes + st.idle_bytes, st.peak_in_use_bytes) << "after a block of " << mib << " MiB";
+    EXPECT_LE(st.in_use_bytes + st.idle_bytes, st.peak_in_use_bytes / 8 * 9) << "after a block of " << mib << " MiB";
   }
   const HostCacheStats st = host_cache_stats();
   EXPECT_GE(st.peak_in_use_bytes, 400 * kMiB);
-  EXPECT_LE(st.idle_bytes, st.peak_in_use_bytes);
+  EXPECT_LE(st.idle_bytes, st.peak_in_use_bytes / 8 * 9);
   // The most recent (largest) block is still cached: it serves the next request of its size.
   void* again = a.allocate(400 * kMiB);
   const HostCacheStats now = host_cache_stats();

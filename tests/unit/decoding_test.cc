@@ -15,6 +15,7 @@
 #include "kernels/ops.h"
 #include "model/transformer.h"
 #include "model_test_util.h"
+#include "trained_reversal_model.h"
 #include "parallel/process_grid.h"
 #include "parallel/self_communicator.h"
 #include "parallel/vocab_parallel_cross_entropy.h"
@@ -305,28 +306,11 @@ TEST_P(Decoding, TopKLogProbsMatchAFullSort) {
 TEST(Decoding, BeamFourAgainstGreedyOnAModelTrainedInF64) {
   kernels::set_num_threads(1);
   const auto start = std::chrono::steady_clock::now();
-  train::TrainOptions o;
-  o.model.vocab_size = 16;
-  o.model.d_model = 32;
-  o.model.d_ff = 64;
-  o.model.heads = 4;
-  o.model.encoder_layers = 2;
-  o.model.decoder_layers = 2;
-  o.model.dropout = 0.0f;
-  o.model.attention_dropout = 0.0f;
-  o.warmup = 100;
-  o.batch_sentences = 32;
-  o.seed = 6;
-  parallel::ProcessGrid grid = parallel::ProcessGrid::single();
-  train::Trainer trainer(o, grid, DType::f64);
-  data::SyntheticTask task;
-  task.vocab_size = o.model.vocab_size;
-  task.min_len = 3;
-  task.max_len = 8;
-  task.seed = o.seed;
   const int64_t steps = 600;
-  for (int64_t step = 0; step < steps; ++step)
-    trainer.train_step(task.pairs(data::kTrainSplit, step * o.batch_sentences, o.batch_sentences));
+  TrainedReversalModel m(/*seed=*/6, DType::f64, steps);
+  const train::TrainOptions& o = m.options;
+  const data::SyntheticTask& task = m.task;
+  train::Trainer& trainer = *m.trainer;
 
   const auto held_out = task.pairs(data::kHeldOutSplit, 0, 256);
   const model::ModelConfig& cfg = o.model;

@@ -20,6 +20,7 @@
 #include "parallel/self_communicator.h"
 #include "parallel/tensor_parallel_linear.h"
 #include "test_util.h"
+#include "trained_reversal_model.h"
 #include "train/trainer.h"
 
 namespace tessera {
@@ -270,27 +271,10 @@ TEST(Int8Quantization, LayersOfAStoreQuantiseOnceAndRefuseBackward) {
 // (the int8 sums themselves are exact everywhere; the margins absorb the models' differences).
 TEST(Int8Quantization, TrainedModelDecodesAsInF32) {
   kernels::set_num_threads(1);
-  train::TrainOptions o;
-  o.model.vocab_size = 16;
-  o.model.d_model = 32;
-  o.model.d_ff = 64;
-  o.model.heads = 4;
-  o.model.encoder_layers = 2;
-  o.model.decoder_layers = 2;
-  o.model.dropout = 0.0f;
-  o.model.attention_dropout = 0.0f;
-  o.warmup = 100;
-  o.batch_sentences = 32;
-  o.seed = 11;
-  parallel::ProcessGrid grid = parallel::ProcessGrid::single();
-  train::Trainer trainer(o, grid, DType::f32);
-  data::SyntheticTask task;
-  task.vocab_size = o.model.vocab_size;
-  task.min_len = 3;
-  task.max_len = 8;
-  task.seed = o.seed;
-  for (int64_t step = 0; step < 600; ++step)
-    trainer.train_step(task.pairs(data::kTrainSplit, step * o.batch_sentences, o.batch_sentences));
+  testing::TrainedReversalModel m(/*seed=*/11, DType::f32, /*steps=*/600);
+  const train::TrainOptions& o = m.options;
+  const data::SyntheticTask& task = m.task;
+  train::Trainer& trainer = *m.trainer;
 
   const auto held_out = task.pairs(data::kHeldOutSplit, 0, 128);
   const model::ModelConfig& cfg = o.model;
