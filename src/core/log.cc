@@ -13,6 +13,7 @@
 namespace tessera {
 namespace {
 int g_rank = 0;
+bool g_all_ranks = false;
 LogLevel g_level = LogLevel::info;
 std::mutex g_mutex;
 const auto g_start = std::chrono::steady_clock::now();
@@ -38,6 +39,7 @@ void wait_until_pipe_drained(int fd) {
 }  // namespace
 
 void log_set_rank(int rank) { g_rank = rank; }
+void log_set_all_ranks(bool all) { g_all_ranks = all; }
 void log_set_level(LogLevel level) { g_level = level; }
 
 void write_stderr_line(const std::string& text) {
@@ -51,7 +53,7 @@ void write_stderr_line(const std::string& text) {
 
 void log_line(LogLevel level, const std::string& message) {
   if (level < g_level) return;
-  if (level <= LogLevel::info && g_rank != 0) return;
+  if (level <= LogLevel::info && g_rank != 0 && !g_all_ranks) return;
   static const char* names[] = {"debug", "info", "warn", "error"};
   const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - g_start).count();
   char prefix[64];

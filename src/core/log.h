@@ -11,6 +11,8 @@ namespace tessera {
 enum class LogLevel { debug, info, warn, error };
 
 void log_set_rank(int rank);
+// Info and debug lines come from rank 0 only unless every rank is asked to log (--log-ranks all).
+void log_set_all_ranks(bool all);
 void log_set_level(LogLevel level);
 void log_line(LogLevel level, const std::string& message);
 

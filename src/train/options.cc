@@ -89,6 +89,7 @@ std::vector<OptionGroup> option_groups(TrainOptions& o) {
       ("shard-optimizer", bound(o.shard_optimizer), "ZeRO-1: shard Adam's moments across the data-parallel group (reduce-scatter gradients, all-gather parameters)")
       ("allow-tp-across-nodes", bound(o.allow_tp_across_nodes), "allow a tensor-parallel group to span nodes (slow; for experiments)")
       ("collective-timeout", bound(o.collective_timeout), "seconds a collective may wait before the job aborts")
+      ("log-ranks", bound(o.log_ranks), "0 | all: info lines from world rank 0 only, or from every rank (each prefixed r<rank>)")
       ("threads", bound(o.threads), "threads per rank for BLAS and loops (0: cores / ranks on the node)")
       ("device", bound(o.device), "cpu | cuda: where each rank computes (cuda: one GPU per rank, by local rank on its node)")
       ("out-dir", bound(o.out_dir), "where the merged configuration, learning curves and checkpoints go; one run at a time (locked)")
@@ -155,6 +156,7 @@ void TrainOptions::validate() const {
   TESSERA_CHECK(clip_norm >= 0, "--clip-norm: must not be negative, got ", clip_norm);
   TESSERA_CHECK(accumulate >= 1, "--accumulate: must be at least 1, got ", accumulate);
   TESSERA_CHECK(log_every >= 1, "--log-every: must be at least 1, got ", log_every);
+  TESSERA_CHECK(log_ranks == "0" || log_ranks == "all", "--log-ranks: must be 0 or all, got '", log_ranks, "'");
   TESSERA_CHECK(valid_every >= 0, "--valid-every: must not be negative, got ", valid_every);
   TESSERA_CHECK(valid_bleu_sentences >= 0, "--valid-bleu-sentences: must not be negative, got ", valid_bleu_sentences);
   TESSERA_CHECK(time_limit_minutes >= 0, "--time-limit: must not be negative, got ", time_limit_minutes);

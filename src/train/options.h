@@ -50,6 +50,7 @@ struct TrainOptions {
   bool shard_optimizer = false;  // ZeRO-1: Adam moments sharded across the data-parallel group
   std::string grad_reduce = "fp32";  // fp32 | bf16 (bf16 on the wire, summed in f32)
   bool allow_tp_across_nodes = false;  // experiments only: let a tensor-parallel group span nodes
+  std::string log_ranks = "0";         // 0 | all: which ranks print info lines
   double collective_timeout = 300;
   int threads = 0;  // 0: cores on the node divided among its ranks
   std::string device = "cpu";    // cpu | cuda (one GPU per rank, chosen by local rank on the node)

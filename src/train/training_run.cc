@@ -6,6 +6,7 @@
 #include <thread>
 #include <filesystem>
 #include <optional>
+#include <sstream>
 #include <vector>
 
 #include "checkpoint/agreement.h"
@@ -22,6 +23,7 @@
 #include "train/divergence_guard.h"
 #include "train/peak_flops.h"
 #include "train/resume_config.h"
+#include "train/rank_layout.h"
 #include "train/run_directory.h"
 #include "train/run_metrics.h"
 #include "train/stop_signals.h"
@@ -59,6 +61,7 @@ class TrainingRun {
 
  private:
   void claim_directories();
+  void report_layout();
   void resume_if_asked();
   // Saves step `at_step` (in the background with --async-save); returns the seconds it took here.
   double save(int64_t at_step);
@@ -89,11 +92,13 @@ TrainingRun::TrainingRun(const TrainOptions& o)
       grid_(o.tensor_parallel, o.data_parallel, o.collective_timeout, device_, o.allow_tp_across_nodes),
       save_dir_(save_directory(o)) {
   log_set_rank(grid_.world_rank());
+  log_set_all_ranks(o.log_ranks == "all");
   kernels::set_num_threads(o.threads > 0 ? o.threads : kernels::default_threads_per_rank());
   TESSERA_LOG_INFO("world ", grid_.world_size(), " = tp ", grid_.tp_size(), " x dp ", grid_.dp_size(), ", ",
                    kernels::num_threads(), " threads per rank, device ", device_name(device_), ", precision ",
                    o.precision, o.shard_optimizer && o.data_parallel > 1 ? ", optimizer sharded over dp (ZeRO-1)" : "");
   claim_directories();
+  report_layout();
   source_ = make_batch_source(o, o.data_parallel * o.accumulate);
   TESSERA_LOG_INFO("data: ", source_->describe());
   validator_.emplace(o, grid_);
@@ -119,6 +124,16 @@ void TrainingRun::claim_directories() {
     prepare_writable_directory(save_dir_, o_.save_dir.empty() ? "--out-dir" : "--save-dir");
     if (!o_.save_dir.empty()) locks_.emplace_back(save_dir_, "--save-dir");
   }
+}
+
+// Every rank's place, printed once by world rank 0 and saved as <out-dir>/layout.txt.
+void TrainingRun::report_layout() {
+  const std::string table = rank_layout_table(gather_rank_layout(grid_, kernels::num_threads()));
+  if (grid_.world_rank() != 0) return;
+  std::istringstream lines(table);
+  TESSERA_LOG_INFO("layout:");
+  for (std::string line; std::getline(lines, line);) TESSERA_LOG_INFO("  ", line);
+  if (!o_.out_dir.empty()) checkpoint::write_file_atomically(fs::path(o_.out_dir) / "layout.txt", table);
 }
 
 void TrainingRun::resume_if_asked() {

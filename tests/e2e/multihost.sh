@@ -143,6 +143,17 @@ grep -qF "tensor-parallel group 0 (world ranks 0-3) spans 2 nodes ($placement)" 
   exit 1
 }
 echo "ranks see two nodes: $placement"
+# The layout table in the out-dir: world rank, host, local rank, tp rank, dp rank (tp 2 x dp 2).
+want_layout="0 ${hosts[0]} 0 0 0
+1 ${hosts[0]} 1 1 0
+2 ${hosts[1]} 0 0 1
+3 ${hosts[1]} 1 1 1"
+got_layout=$(awk 'NR > 1 {print $1, $2, $3, $4, $5}' "$work/two_hosts/layout.txt")
+[ "$got_layout" = "$want_layout" ] || {
+  echo "FAIL: two_hosts/layout.txt does not place the ranks on their hosts; want:"
+  echo "$want_layout"; echo "got:"; cat "$work/two_hosts/layout.txt"; exit 1; }
+grep -q "r0 info\]   *0  ${hosts[0]}" "$work/two_hosts.log" || { echo "FAIL: the layout table is not in the log"; exit 1; }
+echo "layout.txt places ranks 0-1 on ${hosts[0]} and 2-3 on ${hosts[1]}"
 
 # 3. A host fails while the job runs: after 5 logged steps, ACTION strikes host 1; the job must
 # end within 60 s with every rank gone and a line matching PATTERN.
