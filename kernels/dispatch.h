@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "kernels/math.h"  // DropoutSite
 
 #if defined(TESSERA_WITH_CUDA)
 #include "kernels/cuda/cuda_ops.h"
@@ -29,6 +30,12 @@ inline void check_ndim(const Tensor& t, int ndim, const char* op, const char* na
 inline void check_min_ndim(const Tensor& t, int ndim, const char* op, const char* name) {
   TESSERA_CHECK(t.defined() && t.ndim() >= ndim, op, ": tensor '", name, "' must be at least ", ndim,
                 "-D, got shape ", shape_string(t.shape()));
+}
+
+// A dropout site's probability in [0, 1) and its row layout, for every op that draws a mask.
+inline void check_dropout_site(const DropoutSite& site, const char* op) {
+  TESSERA_CHECK(site.p >= 0 && site.p < 1, op, ": dropout probability ", site.p, " outside [0, 1)");
+  TESSERA_CHECK(site.rows_per_sentence > 0 && site.inner_rows > 0, op, ": dropout site has no rows per sentence");
 }
 
 // Rows of `t` seen as [rows, last dimension]: the product of all but its last dimension. (Not

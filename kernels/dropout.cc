@@ -4,15 +4,9 @@
 #include "kernels/dispatch.h"
 
 namespace tessera::kernels {
-namespace {
-void check_site(const DropoutSite& site, const char* op) {
-  TESSERA_CHECK(site.p >= 0 && site.p < 1, op, ": dropout probability ", site.p, " outside [0, 1)");
-  TESSERA_CHECK(site.rows_per_sentence > 0 && site.inner_rows > 0, op, ": dropout site has no rows per sentence");
-}
-}  // namespace
 
 void dropout_forward(const DropoutSite& site, const Tensor& x, const Tensor& residual, Tensor& y) {
-  check_site(site, "dropout_forward");
+  check_dropout_site(site, "dropout_forward");
   check_operands("dropout_forward", {{x, "x"}, {residual, "residual", Operand::optional}, {y, "y"}});
   check_min_ndim(x, 1, "dropout_forward", "x");
   check_shape(y, x.shape(), "dropout_forward", "y");
@@ -28,7 +22,7 @@ void dropout_forward(const DropoutSite& site, const Tensor& x, const Tensor& res
 }
 
 void dropout_backward(const DropoutSite& site, const Tensor& dy, Tensor& dx) {
-  check_site(site, "dropout_backward");
+  check_dropout_site(site, "dropout_backward");
   check_operands("dropout_backward", {{dy, "dy"}, {dx, "dx"}});
   check_min_ndim(dy, 1, "dropout_backward", "dy");
   check_shape(dx, dy.shape(), "dropout_backward", "dx");

@@ -5,18 +5,12 @@
 #include "kernels/dispatch.h"
 
 namespace tessera::kernels {
-namespace {
-void check_site(const DropoutSite& site, const char* op) {
-  TESSERA_CHECK(site.p >= 0 && site.p < 1, op, ": dropout probability ", site.p, " outside [0, 1)");
-  TESSERA_CHECK(site.rows_per_sentence > 0 && site.inner_rows > 0, op, ": dropout site has no rows per sentence");
-}
-}  // namespace
 
 void dropout_add_layer_norm_forward(const DropoutSite& site, const Tensor& x, const Tensor& residual,
                                     const Tensor& gamma, const Tensor& beta, double eps, Tensor& sum, Tensor& y,
                                     Tensor& mean, Tensor& rstd) {
   constexpr const char* op = "dropout_add_layer_norm_forward";
-  check_site(site, op);
+  check_dropout_site(site, op);
   check_operands(op, {{x, "x"}, {residual, "residual"}, {gamma, "gamma"}, {beta, "beta"}, {sum, "sum"}, {y, "y"},
                       {mean, "mean"}, {rstd, "rstd"}});
   check_min_ndim(x, 1, op, "x");
@@ -45,7 +39,7 @@ void layer_norm_add_dropout_backward(const DropoutSite& site, const Tensor& x, c
                                      const Tensor& dresidual, Tensor& dx, Tensor& dx_dropped, Tensor& dgamma,
                                      Tensor& dbeta) {
   constexpr const char* op = "layer_norm_add_dropout_backward";
-  if (dx_dropped.defined()) check_site(site, op);
+  if (dx_dropped.defined()) check_dropout_site(site, op);
   check_operands(op, {{x, "x"}, {gamma, "gamma"}, {mean, "mean"}, {rstd, "rstd"}, {dy, "dy"},
                       {dresidual, "dresidual", Operand::optional}, {dx, "dx"},
                       {dx_dropped, "dx_dropped", Operand::optional}, {dgamma, "dgamma"}, {dbeta, "dbeta"}});
