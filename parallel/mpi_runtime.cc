@@ -115,6 +115,12 @@ int run_with_mpi(const char* app, int* argc, char*** argv, const std::function<i
   return rc;
 }
 
+bool started_by_launcher() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "SLURM_STEP_ID"})
+    if (std::getenv(var) != nullptr) return true;
+  return false;
+}
+
 int launcher_local_ranks() {
   for (const char* var : {"OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", "MPI_LOCALNRANKS"})
     if (const char* v = std::getenv(var)) return std::max(1, std::atoi(v));

@@ -21,6 +21,11 @@ void finalize_mpi();
 // OMPI_COMM_WORLD_RANK): under mpirun inside a batch job SLURM_PROCID is 0 on every rank.
 int launcher_world_rank();
 
+// Whether a launcher started this process as a rank of a job (mpirun, srun, mpiexec announce it
+// in the environment: OMPI_COMM_WORLD_SIZE, PMIX_RANK, PMI_RANK, SLURM_STEP_ID). A process started
+// by hand is not, and when it needs no peers it can run without MPI (ProcessGrid::single()).
+bool started_by_launcher();
+
 // The number of ranks on this node as the launcher announces it (OMPI_COMM_WORLD_LOCAL_SIZE,
 // SLURM_NTASKS_PER_NODE, MPI_LOCALNRANKS), at least 1; only for use before MPI is up, after which
 // node_ranks().local_size is the answer every launcher agrees on.

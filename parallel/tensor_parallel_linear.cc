@@ -31,7 +31,7 @@ void ColumnParallelLinear::forward(const Tensor& x, Tensor& y, bool add_bias) {
     kernels::int8_matmul(x, *int8_, add_bias ? store_.value(bias_) : Tensor(), y);
     return;
   }
-  x_ = x;
+  if (store_.trainable()) x_ = x;
   kernels::matmul(x, false, store_.value(weight_), false, y, 1.0, 0.0, store_.precision());
   if (add_bias) kernels::add_bias(y, store_.value(bias_));
 }
@@ -61,7 +61,7 @@ void RowParallelLinear::forward(const Tensor& x, Tensor& y) {
   if (int8_) {
     kernels::int8_matmul(x, *int8_, Tensor(), y);
   } else {
-    x_ = x;
+    if (store_.trainable()) x_ = x;
     kernels::matmul(x, false, store_.value(weight_), false, y, 1.0, 0.0, store_.precision());
   }
   all_reduce_sum(tp_, y);

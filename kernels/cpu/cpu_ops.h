@@ -107,5 +107,11 @@ void adam_step(T* param, const T* grad, T* m, T* v, int64_t n, double lr, double
 
 }  // namespace tessera::kernels::cpu
 
+// A kernel whose loops the build's portable x86-64 target (SSE2, 4 floats a vector) would leave
+// at half the machine's width: g++ compiles it twice, for AVX2 (8 floats) and for the baseline,
+// and the loader picks the AVX2 copy on CPUs that have it. Both copies round every operation
+// alike (no FMA: -ffp-contract=off); only a vectorised sum's order of additions follows the width.
+#define TESSERA_CPU_WIDE_VECTORS __attribute__((target_clones("avx2", "default")))
+
 // Instantiates a CPU template for float and double.
 #define TESSERA_CPU_INSTANTIATE(macro) macro(float) macro(double)

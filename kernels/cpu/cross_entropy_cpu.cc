@@ -19,7 +19,7 @@ void cross_entropy_row_max(const T* logits, int64_t rows, int64_t cols, int64_t 
 }
 
 template <typename T>
-void cross_entropy_row_sums(const T* logits, int64_t rows, int64_t cols, int64_t real_cols,
+TESSERA_CPU_WIDE_VECTORS void cross_entropy_row_sums(const T* logits, int64_t rows, int64_t cols, int64_t real_cols,
                             const int32_t* targets, int64_t vocab_start, const T* row_max, T* sums) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
@@ -39,7 +39,7 @@ void cross_entropy_row_sums(const T* logits, int64_t rows, int64_t cols, int64_t
 }
 
 template <typename T>
-void cross_entropy_loss_backward(const T* logits, int64_t rows, int64_t cols, int64_t real_cols,
+TESSERA_CPU_WIDE_VECTORS void cross_entropy_loss_backward(const T* logits, int64_t rows, int64_t cols, int64_t real_cols,
                                  const int32_t* targets, int64_t vocab_start, const T* row_max,
                                  const T* sums, double smoothing, int64_t vocab_size, int32_t pad_id,
                                  double grad_scale, T* row_loss, T* dlogits) {

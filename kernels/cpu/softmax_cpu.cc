@@ -8,7 +8,7 @@
 namespace tessera::kernels::cpu {
 
 template <typename T>
-void masked_softmax_forward(const T* scores, const int32_t* key_lengths, bool causal, T scale,
+TESSERA_CPU_WIDE_VECTORS void masked_softmax_forward(const T* scores, const int32_t* key_lengths, bool causal, T scale,
                             T* probs, int64_t batch, int64_t heads, int64_t sq, int64_t sk) {
   const int64_t rows = batch * heads * sq;
 #pragma omp parallel for schedule(static)

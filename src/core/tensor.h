@@ -49,6 +49,10 @@ class Tensor {
   Device device() const { return storage_ ? storage_->device() : Device::cpu; }
   size_t bytes() const { return numel() * dtype_size(dtype_); }
 
+  // Elements the storage holds from this tensor's first element on: how far a view may grow.
+  int64_t storage_elements() const {
+    return storage_ ? static_cast<int64_t>(storage_->bytes() / dtype_size(dtype_)) - offset_ : 0;
+  }
   // A view of `shape` starting `element_offset` elements into this tensor's window.
   Tensor view(int64_t element_offset, const Shape& shape) const;
   // The same elements with another shape of equal element count.

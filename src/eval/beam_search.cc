@@ -36,39 +36,56 @@ void keep_best(std::vector<Hypothesis>& hyps, Hypothesis h, size_t k) {
 
 double length_penalty(int64_t length, double alpha) { return std::pow((5.0 + static_cast<double>(length)) / 6.0, alpha); }
 
-std::vector<std::vector<Hypothesis>> beam_search_nbest(model::Transformer& model, const Tensor& src,
-                                                       const Tensor& src_lengths, const BeamOptions& options) {
+std::vector<std::vector<Hypothesis>> beam_search_nbest(model::Transformer& model, SentenceFeed& feed,
+                                                       const BeamOptions& options, int64_t batch_sentences) {
   const model::ModelConfig& cfg = model.config();
-  const int64_t k = options.beam, sentences = src.dim(0);
+  const int64_t k = options.beam;
   const size_t beam = static_cast<size_t>(k);
   TESSERA_CHECK(k >= 1, "beam search: --beam must be at least 1, got ", k);
+  TESSERA_CHECK(batch_sentences >= 1, "beam search: --batch-sentences must be at least 1, got ", batch_sentences);
   // Each live hypothesis proposes 2k tokens: even if k of them end in eos, k others remain.
   const int64_t proposals = std::min<int64_t>(2 * k, cfg.vocab_size);
-  std::vector<int64_t> max_len(sentences);
-  for (int64_t s = 0; s < sentences; ++s)
-    max_len[s] = std::max<int64_t>(
-        1, static_cast<int64_t>(options.max_len_a * src_lengths.data<int32_t>()[s]) + options.max_len_b);
 
-  // Every sentence starts with k copies of the empty hypothesis; only the first is live, so the
-  // first step does not propose the same tokens k times.
-  std::vector<std::vector<Live>> live(sentences, std::vector<Live>(beam));
-  for (auto& l : live) l[0].log_prob = 0;
-  std::vector<std::vector<Hypothesis>> finished(sentences);
-  std::vector<int64_t> active(sentences);  // sentences still decoding; active[a] owns rows [a k, (a + 1) k)
-  for (int64_t s = 0; s < sentences; ++s) active[s] = s;
-  model::DecoderState state = model.start_decoding(src, src_lengths, k);
-  std::vector<int32_t> last(sentences * beam, cfg.bos_id);
+  // Per sentence, in the feed's order: its live and finished hypotheses, tokens generated so far
+  // and length bound.
+  std::vector<std::vector<Live>> live;
+  std::vector<std::vector<Hypothesis>> finished;
+  std::vector<int64_t> generated, max_len;
+  std::vector<int64_t> active;  // sentences in the decoder state; active[a] owns rows [a k, (a + 1) k)
+  model::DecoderState state = model.start_decoding(k);
+  std::vector<int32_t> last;    // each row's newest token
   std::vector<Candidate> candidates;
 
-  for (int64_t length = 1; !active.empty(); ++length) {  // tokens generated after this step
+  // Takes sentences into the free rows. Every sentence starts with k copies of the empty
+  // hypothesis; only the first is live, so its first step does not propose the same tokens k times.
+  auto refill = [&] {
+    const int64_t room = batch_sentences - static_cast<int64_t>(active.size());
+    if (feed.remaining() == 0 || (!active.empty() && 4 * room < batch_sentences)) return;
+    Tensor src, src_lengths;
+    feed.take(room, src, src_lengths);
+    model.add_sentences(state, src, src_lengths);
+    for (int64_t i = 0; i < src.dim(0); ++i) {
+      active.push_back(static_cast<int64_t>(live.size()));
+      live.emplace_back(beam);
+      live.back()[0].log_prob = 0;
+      finished.emplace_back();
+      generated.push_back(0);
+      max_len.push_back(std::max<int64_t>(
+          1, static_cast<int64_t>(options.max_len_a * src_lengths.data<int32_t>()[i]) + options.max_len_b));
+      last.insert(last.end(), beam, cfg.bos_id);
+    }
+  };
+
+  for (refill(); !active.empty(); refill()) {
     const parallel::VocabTopK top = parallel::vocab_parallel_topk_log_probs(
         model.decode_step_logits(state, last), model.embedding().real_local_rows(), model.embedding().vocab_start(),
         proposals, model.tensor_parallel());
-    const double lp = length_penalty(length, options.length_penalty);
     std::vector<int64_t> rows, still_active;
     last.clear();
     for (size_t a = 0; a < active.size(); ++a) {
       const int64_t s = active[a];
+      const int64_t length = ++generated[s];  // tokens generated after this step
+      const double lp = length_penalty(length, options.length_penalty);
       candidates.clear();
       for (int64_t b = 0; b < k; ++b) {
         if (live[s][b].log_prob == kNegInf) continue;
@@ -101,7 +118,10 @@ std::vector<std::vector<Hypothesis>> beam_search_nbest(model::Transformer& model
         for (const Live& h : next) keep_best(finished[s], {h.tokens, h.log_prob, h.log_prob / lp}, beam);
       // Done once the best hypothesis so far is a finished one: the best live one (next[0], the
       // candidates are sorted) does not beat it at its current length.
-      if (at_max || next.empty() || (!finished[s].empty() && finished[s][0].score >= next[0].log_prob / lp)) continue;
+      if (at_max || next.empty() || (!finished[s].empty() && finished[s][0].score >= next[0].log_prob / lp)) {
+        live[s] = {};  // its rows leave the batch
+        continue;
+      }
 
       // Fewer than k live hypotheses only when the vocabulary is tiny: fill with empty slots.
       while (next.size() < beam) {
@@ -115,11 +135,16 @@ std::vector<std::vector<Hypothesis>> beam_search_nbest(model::Transformer& model
       live[s] = std::move(next);
       still_active.push_back(s);
     }
-    if (!still_active.empty()) model.reorder(state, rows);
+    model.reorder(state, rows);
     active.swap(still_active);
   }
-
   return finished;
+}
+
+std::vector<std::vector<Hypothesis>> beam_search_nbest(model::Transformer& model, const Tensor& src,
+                                                       const Tensor& src_lengths, const BeamOptions& options) {
+  BatchFeed feed(src, src_lengths);
+  return beam_search_nbest(model, feed, options, std::max<int64_t>(1, src.dim(0)));
 }
 
 std::vector<std::vector<int32_t>> beam_search(model::Transformer& model, const Tensor& src, const Tensor& src_lengths,

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "eval/sentence_feed.h"
 #include "model/transformer.h"
 
 namespace tessera::eval {
@@ -47,9 +48,15 @@ struct Hypothesis {
 // lp(Y) = ((5 + length) / 6)^alpha (Wu et al. 2016).
 double length_penalty(int64_t length, double alpha);
 
-// For each sentence of src [B, S] (lengths src_lengths [B]), its finished hypotheses, best score
-// first (at most `beam` of them). Every rank of the model's tensor-parallel group must call it with
-// the same inputs; all of them return the same hypotheses.
+// For each sentence of `feed`, in the feed's order, its finished hypotheses, best score first (at
+// most `beam` of them). At most batch_sentences sentences decode at a time; as they finish, the
+// batch is refilled from the feed (once a quarter of it is free, so the new sentences are encoded
+// a few at a time). A sentence's hypotheses do not depend on the others in its batch, up to the
+// last bits of products of other heights. Every rank of the model's tensor-parallel group must
+// call it with the same inputs; all of them return the same hypotheses.
+std::vector<std::vector<Hypothesis>> beam_search_nbest(model::Transformer& model, SentenceFeed& feed,
+                                                       const BeamOptions& options, int64_t batch_sentences);
+// The same for the sentences of src [B, S] (lengths src_lengths [B]), decoded together.
 std::vector<std::vector<Hypothesis>> beam_search_nbest(model::Transformer& model, const Tensor& src,
                                                        const Tensor& src_lengths, const BeamOptions& options);
 

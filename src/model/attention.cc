@@ -1,6 +1,8 @@
 #include "model/attention.h"
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -49,20 +51,55 @@ void copy_positions(Tensor& to, int64_t dst_row, const Tensor& from, int64_t src
 // `cache` with room for at least `needed` positions: the capacity grows by 16 positions, keeping
 // what is filled. A sentence of L tokens copies its cache L / 16 times, O(L^2 / 32) positions,
 // less than reordering its beams copies, and the cache holds at most 15 empty positions.
+// The rows the storage under `cache` [R, H, C, dk] has room for (R or more: rows dropped from a
+// batch leave their room for the sentences that join it).
+int64_t rows_reserved(const Tensor& cache) {
+  const int64_t row = cache.dim(1) * cache.dim(2) * cache.dim(3);
+  return row > 0 ? std::max(cache.dim(0), cache.storage_elements() / row) : cache.dim(0);
+}
 void reserve(Tensor& cache, int64_t length, int64_t needed) {
   if (cache.dim(2) >= needed) return;
   const int64_t capacity = (needed + 15) / 16 * 16;
-  Tensor bigger = Tensor::empty({cache.dim(0), cache.dim(1), capacity, cache.dim(3)}, cache.dtype(), cache.device());
+  Tensor bigger = Tensor::zeros({cache.dim(0), cache.dim(1), capacity, cache.dim(3)}, cache.dtype(), cache.device());
   if (length > 0) copy_positions(bigger, 0, cache, 0, cache.dim(0), length);
   cache = bigger;
 }
-// Writes now [B, H, 1, dk] at position `at` of cache [B, H, C, dk].
-void write_position(Tensor& cache, int64_t at, const Tensor& now) {
-  const int64_t dk = cache.dim(3), capacity = cache.dim(2);
-  Tensor dst = cache.view(at * dk, {cache.numel() - at * dk});
-  copy_strided(dst, capacity * dk, now, dk, dk, cache.dim(0) * cache.dim(1));
+// Writes rows [row, row + count) of now [B, H, 1, dk] at position `at` of the same rows of cache [B, H, C, dk].
+void write_position(Tensor& cache, int64_t at, const Tensor& now, int64_t row, int64_t count) {
+  const int64_t heads = cache.dim(1), dk = cache.dim(3), capacity = cache.dim(2);
+  const int64_t first = (row * heads * capacity + at) * dk;
+  Tensor dst = cache.view(first, {cache.numel() - first});
+  copy_strided(dst, capacity * dk, now.view(row * heads * dk, {count * heads * dk}), dk, dk, count * heads);
 }
 }  // namespace
+
+void append_cache_rows(KVCache& cache, const KVCache& more, int64_t empty_rows) {
+  const bool adds_positions = more.k.defined();
+  if (!cache.k.defined() && !adds_positions) return;  // a self-attention cache before its first step
+  const Tensor& like = cache.k.defined() ? cache.k : more.k;
+  const int64_t rows = cache.k.defined() ? cache.k.dim(0) : 0;
+  const int64_t added = adds_positions ? more.k.dim(0) : empty_rows;
+  const int64_t heads = like.dim(1), dk = like.dim(3);
+  // In place when the storage has room for the rows at the present capacity (sentences replacing
+  // those that left); otherwise one copy into a new cache.
+  const bool in_place = cache.k.defined() && cache.capacity() >= more.capacity() &&
+                        rows_reserved(cache.k) >= rows + added && rows_reserved(cache.v) >= rows + added;
+  const int64_t capacity = std::max(cache.capacity(), more.capacity());
+  for (auto [mine, theirs] : {std::pair{&cache.k, &more.k}, std::pair{&cache.v, &more.v}}) {
+    Tensor joined;
+    if (in_place) {
+      joined = mine->view(0, {rows + added, heads, capacity, dk});
+      // Zeroed: the new rows' unfilled positions are read (masked) while others fill theirs.
+      joined.rows(rows, rows + added).zero_();
+    } else {
+      joined = Tensor::zeros({rows + added, heads, capacity, dk}, like.dtype(), like.device());
+      if (rows > 0 && cache.length > 0) copy_positions(joined, 0, *mine, 0, rows, cache.length);
+    }
+    if (adds_positions && more.length > 0) copy_positions(joined, rows, *theirs, 0, added, more.length);
+    *mine = joined;
+  }
+  cache.length = std::max(cache.length, more.length);
+}
 
 Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows) {
   Shape shape = t.shape();
@@ -79,7 +116,8 @@ Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows) {
   return out;
 }
 
-void keep_cache_rows(KVCache& cache, const std::vector<int64_t>& rows, int64_t group) {
+void keep_cache_rows(KVCache& cache, const std::vector<int64_t>& rows, int64_t group,
+                     const std::vector<int64_t>& group_lengths) {
   const int64_t kept = static_cast<int64_t>(rows.size()) / group;
   TESSERA_CHECK(kept * group == static_cast<int64_t>(rows.size()), "keep_cache_rows: ", rows.size(),
                 " rows do not make groups of ", group);
@@ -102,11 +140,12 @@ void keep_cache_rows(KVCache& cache, const std::vector<int64_t>& rows, int64_t g
         identity = identity && r == j * group + b;
       }
       if (identity) continue;
+      const int64_t length = group_lengths.empty() ? cache.length : group_lengths.at(source);
       Tensor scratch = Tensor::empty({group, buffer.dim(1), buffer.dim(2), buffer.dim(3)}, buffer.dtype(),
                                      buffer.device());
-      copy_positions(scratch, 0, buffer, source * group, group, cache.length);
+      copy_positions(scratch, 0, buffer, source * group, group, length);
       for (int64_t b = 0; b < group; ++b)
-        copy_positions(buffer, j * group + b, scratch, rows[j * group + b] - source * group, 1, cache.length);
+        copy_positions(buffer, j * group + b, scratch, rows[j * group + b] - source * group, 1, length);
     }
     // The first kept * group rows are now the cache; the buffer keeps its storage (no allocation).
     buffer = buffer.view(0, {kept * group, buffer.dim(1), buffer.dim(2), buffer.dim(3)});
@@ -124,33 +163,59 @@ KVCache MultiHeadAttention::project_keys_values(const Tensor& x) {
   return {project_heads(k_, x), project_heads(v_, x), x.dim(1)};
 }
 
-void MultiHeadAttention::append(KVCache& cache, const Tensor& x) {
-  const int64_t b = x.dim(0);
+void MultiHeadAttention::append(KVCache& cache, const Tensor& x, const std::vector<int64_t>& positions) {
+  const int64_t b = x.dim(0), groups = static_cast<int64_t>(positions.size());
+  TESSERA_CHECK(groups > 0 && b % groups == 0, "attention append: ", b, " rows do not make ", groups,
+                " groups of equal size");
+  const int64_t k = b / groups;
   for (Tensor* t : {&cache.k, &cache.v})
-    if (!t->defined()) *t = Tensor::empty({b, local_heads_, 0, d_head_}, x.dtype(), x.device());
-  reserve(cache.k, cache.length, cache.length + 1);
-  reserve(cache.v, cache.length, cache.length + 1);
-  write_position(cache.k, cache.length, project_heads(k_, x));
-  write_position(cache.v, cache.length, project_heads(v_, x));
-  ++cache.length;
+    if (!t->defined()) *t = Tensor::zeros({b, local_heads_, 0, d_head_}, x.dtype(), x.device());
+  TESSERA_CHECK(cache.k.dim(0) == b, "attention append: ", b, " rows for a cache of ", cache.k.dim(0));
+  const int64_t length = *std::max_element(positions.begin(), positions.end()) + 1;
+  reserve(cache.k, cache.length, length);
+  reserve(cache.v, cache.length, length);
+  const Tensor kh = project_heads(k_, x), vh = project_heads(v_, x);
+  // One write per run of groups at the same position (sentences that joined the batch together).
+  for (int64_t g = 0; g < groups;) {
+    int64_t end = g + 1;
+    while (end < groups && positions[end] == positions[g]) ++end;
+    write_position(cache.k, positions[g], kh, g * k, (end - g) * k);
+    write_position(cache.v, positions[g], vh, g * k, (end - g) * k);
+    g = end;
+  }
+  cache.length = length;
 }
 
 Tensor MultiHeadAttention::attend(const Tensor& xq, const KVCache& cache, const Tensor& key_lengths) {
-  const int64_t b = xq.dim(0), sq = xq.dim(1), sk = cache.length, bh = b * local_heads_, capacity = cache.capacity();
+  return attend(xq, cache, key_lengths, {CacheRun{0, xq.dim(0), cache.length}});
+}
+
+Tensor MultiHeadAttention::attend(const Tensor& xq, const KVCache& cache, const Tensor& key_lengths,
+                                  const std::vector<CacheRun>& runs) {
+  const int64_t b = xq.dim(0), sq = xq.dim(1), capacity = cache.capacity();
   const DType dt = xq.dtype();
   const Device dev = xq.device();
   const Tensor qh = project_heads(q_, xq);
-  // The same softmax(Q K^T / sqrt(d_k) + mask) V as forward, over the cached keys and values.
-  Tensor probs = Tensor::empty({b, local_heads_, sq, sk}, dt, dev);
-  Tensor scores3 = probs.reshape({bh, sq, sk});
-  // The cache is read in place: each (row, head) matrix is its first sk positions.
-  kernels::batched_matmul_leading_rows(qh.reshape({bh, sq, d_head_}), false, cache.k.reshape({bh, capacity, d_head_}),
-                                       sk, true, scores3, 1.0, 0.0, q_.precision());
-  kernels::masked_softmax_forward(probs, key_lengths, causal_, 1.0 / std::sqrt(static_cast<double>(d_head_)), probs);
+  // The same softmax(Q K^T / sqrt(d_k) + mask) V as forward, over the cached keys and values,
+  // one run of rows at a time, each over its own filled positions.
   Tensor ctx_heads = Tensor::empty({b, local_heads_, sq, d_head_}, dt, dev);
-  Tensor ctx3 = ctx_heads.reshape({bh, sq, d_head_});
-  kernels::batched_matmul_leading_rows(scores3, false, cache.v.reshape({bh, capacity, d_head_}), sk, false, ctx3, 1.0,
-                                       0.0, q_.precision());
+  for (const CacheRun& run : runs) {
+    const int64_t rows = run.end - run.begin, bh = rows * local_heads_, sk = run.length;
+    if (rows == 0) continue;
+    TESSERA_CHECK(run.begin >= 0 && run.end <= b && sk <= cache.length, "attend: run of rows [", run.begin, ", ",
+                  run.end, ") over ", sk, " positions, for ", b, " rows and ", cache.length, " cached positions");
+    Tensor probs = Tensor::empty({rows, local_heads_, sq, sk}, dt, dev);
+    Tensor scores3 = probs.reshape({bh, sq, sk});
+    // The cache is read in place: each (row, head) matrix is its first sk positions.
+    kernels::batched_matmul_leading_rows(qh.rows(run.begin, run.end).reshape({bh, sq, d_head_}), false,
+                                         cache.k.rows(run.begin, run.end).reshape({bh, capacity, d_head_}), sk, true,
+                                         scores3, 1.0, 0.0, q_.precision());
+    kernels::masked_softmax_forward(probs, key_lengths.rows(run.begin, run.end), causal_,
+                                    1.0 / std::sqrt(static_cast<double>(d_head_)), probs);
+    Tensor ctx3 = ctx_heads.rows(run.begin, run.end).reshape({bh, sq, d_head_});
+    kernels::batched_matmul_leading_rows(scores3, false, cache.v.rows(run.begin, run.end).reshape({bh, capacity, d_head_}),
+                                         sk, false, ctx3, 1.0, 0.0, q_.precision());
+  }
   Tensor out = Tensor::empty({b * sq, d_model_}, dt, dev);
   out_.forward(from_heads(ctx_heads), out);
   return out.reshape({b, sq, d_model_});

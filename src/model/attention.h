@@ -17,10 +17,13 @@
 namespace tessera::model {
 
 // Keys and values of this rank's heads kept across incremental decoding steps, heads-major
-// [rows, h/tp, capacity, d_k], of which positions [0, length) are filled. A cross-attention cache
-// holds the projected encoder output of each sentence, computed once (length == capacity). A
-// self-attention cache gains one position per step in place; when it is full, its capacity
-// grows by 16 positions (one copy of what it holds), so a step rarely allocates or copies the past.
+// [rows, h/tp, capacity, d_k]. Positions [0, length) are read; a row whose own sequence is shorter
+// (a shorter source sentence, a hypothesis that joined the batch later) is masked past its own
+// length, and what it holds there is finite (caches are allocated zeroed), since masked
+// probabilities are exact zeros that multiply it. A cross-attention cache holds the projected
+// encoder output of each sentence, computed once. A self-attention cache gains one position per
+// row and step in place; when a row reaches the capacity, the capacity grows by 16 positions (one
+// copy of what it holds), so a step rarely allocates or copies the past.
 struct KVCache {
   Tensor k, v;
   int64_t length = 0;
@@ -30,7 +33,16 @@ struct KVCache {
 // Keeps rows rows[0], rows[1], ... of `cache` in place (repeats, reorders or drops rows), copying
 // only filled positions and allocating no new cache. Rows come in groups of `group` (a sentence's
 // hypotheses): the rows of group j all come from one source group, and source groups ascend.
-void keep_cache_rows(KVCache& cache, const std::vector<int64_t>& rows, int64_t group);
+// group_lengths[g], when given, is how many positions source group g has filled (its sentence's
+// own length; else cache.length for every group).
+void keep_cache_rows(KVCache& cache, const std::vector<int64_t>& rows, int64_t group,
+                     const std::vector<int64_t>& group_lengths = {});
+
+// Appends the rows of `more` after those of `cache` (sentences joining a decoding batch); the
+// result reads max(length, more.length) positions. `more` undefined: `empty_rows` rows with no
+// position filled (a self-attention cache of hypotheses that have not fed a token yet), which
+// also leaves an undefined cache undefined.
+void append_cache_rows(KVCache& cache, const KVCache& more, int64_t empty_rows = 0);
 
 // The rows rows[0], rows[1], ... of t along dimension 0 (repeats, reorders or drops rows).
 Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows);
@@ -52,13 +64,21 @@ class MultiHeadAttention {
   // Incremental decoding: no dropout, and nothing is kept for backward.
   // The keys and values of x [B, S, d] (the encoder output, for cross-attention).
   KVCache project_keys_values(const Tensor& x);
-  // Appends the keys and values of x [B, 1, d], the newest position, to a self-attention cache.
-  void append(KVCache& cache, const Tensor& x);
+  // Writes the keys and values of x [B, 1, d], each row's newest token, into a self-attention
+  // cache: rows [g k, (g + 1) k) at position positions[g] (k = B / positions.size()). Afterwards
+  // the cache reads max(positions) + 1 positions.
+  void append(KVCache& cache, const Tensor& x, const std::vector<int64_t>& positions);
   // Attention of xq [B, Sq, d] over the filled positions of the cache (Sk = cache.length);
   // key_lengths [B] masks padded keys and a causal layer lets query i see keys j <= i + (Sk - Sq).
   // Returns [B, Sq, d] on every rank. Beam search passes a sentence's k hypotheses as its Sq = k
   // queries against the sentence's one cross-attention cache.
   Tensor attend(const Tensor& xq, const KVCache& cache, const Tensor& key_lengths);
+  // The same, each run of rows [begin, end) reading only the first `length` cached positions (rows
+  // at different positions of their sequences: no product over positions that all of them mask).
+  struct CacheRun {
+    int64_t begin, end, length;
+  };
+  Tensor attend(const Tensor& xq, const KVCache& cache, const Tensor& key_lengths, const std::vector<CacheRun>& runs);
 
  private:
   // x [B, S, d] through a column-parallel projection, split into this rank's heads [B, h/tp, S, d_k].

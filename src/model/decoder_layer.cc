@@ -30,18 +30,28 @@ Tensor DecoderLayer::forward(const StepContext& ctx, const Tensor& y, const Tens
   return ffn_residual_.output(ctx, seq, y2, ffn_.forward(in3, ctx.training));
 }
 
-DecoderLayerCache DecoderLayer::start_cache(const Tensor& memory) {
-  return {KVCache{}, cross_attention_.project_keys_values(memory)};
+void DecoderLayer::add_to_cache(DecoderLayerCache& cache, const Tensor& memory, int64_t k) {
+  append_cache_rows(cache.self, KVCache{}, memory.dim(0) * k);
+  append_cache_rows(cache.cross, cross_attention_.project_keys_values(memory));
 }
 
 Tensor DecoderLayer::forward_step(const Tensor& y, DecoderLayerCache& cache, const Tensor& self_lengths,
-                                  const Tensor& src_lengths) {
+                                  const Tensor& src_lengths, const std::vector<int64_t>& positions) {
   StepContext ctx;
   ctx.training = false;
   // The same three sublayers as forward; the newest position attends over every cached one.
   const Tensor in = self_attention_residual_.sublayer_input(y);
-  self_attention_.append(cache.self, in);
-  const Tensor y1 = self_attention_residual_.output(ctx, 1, y, self_attention_.attend(in, cache.self, self_lengths));
+  self_attention_.append(cache.self, in, positions);
+  // One run of rows per run of sentences at the same position, over that position's prefix.
+  const int64_t k = y.dim(0) / static_cast<int64_t>(positions.size());
+  std::vector<MultiHeadAttention::CacheRun> runs;
+  for (size_t s = 0; s < positions.size(); ++s) {
+    const int64_t begin = static_cast<int64_t>(s) * k, length = positions[s] + 1;
+    if (!runs.empty() && runs.back().length == length) runs.back().end = begin + k;
+    else runs.push_back({begin, begin + k, length});
+  }
+  const Tensor y1 =
+      self_attention_residual_.output(ctx, 1, y, self_attention_.attend(in, cache.self, self_lengths, runs));
   // A sentence's k rows are k queries against its one cross-attention cache.
   const int64_t rows = y.dim(0), sentences = cache.cross.k.dim(0), d = y.dim(2);
   const Tensor in2 = cross_attention_residual_.sublayer_input(y1).reshape({sentences, rows / sentences, d});

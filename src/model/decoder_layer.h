@@ -28,14 +28,15 @@ class DecoderLayer {
   // Returns dy; adds this layer's partial (un-reduced) gradient of the memory into dmemory_partial.
   Tensor backward(const Tensor& dy, Tensor& dmemory_partial);
 
-  // Incremental decoding, no dropout. A cache whose cross-attention holds the keys and values of
-  // memory [sentences, S, d] and whose self-attention is empty.
-  DecoderLayerCache start_cache(const Tensor& memory);
+  // Incremental decoding, no dropout. Adds sentences to `cache`: their cross-attention keys and
+  // values, from memory [sentences, S, d], and k empty self-attention rows each.
+  void add_to_cache(DecoderLayerCache& cache, const Tensor& memory, int64_t k);
   // y [rows, 1, d], the newest position of each row -> [rows, 1, d], where rows [s k, (s + 1) k)
-  // decode sentence s (k = rows / sentences). Appends its keys and values to the self-attention
-  // cache; self_lengths [rows] is the cache length after that append, src_lengths [sentences].
+  // decode sentence s (k = rows / sentences), whose newest token sits at positions[s]. Writes its
+  // keys and values into the self-attention cache; self_lengths [rows] is each row's own filled
+  // length after that write (positions[s] + 1), src_lengths [sentences].
   Tensor forward_step(const Tensor& y, DecoderLayerCache& cache, const Tensor& self_lengths,
-                      const Tensor& src_lengths);
+                      const Tensor& src_lengths, const std::vector<int64_t>& positions);
 
  private:
   parallel::Communicator& tp_;

@@ -16,6 +16,7 @@ Tensor LayerNorm::forward(const Tensor& x) {
   rstd_ = Tensor::empty({rows}, x.dtype(), x.device());
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   kernels::layer_norm_forward(x, store_.value(gamma_), store_.value(beta_), kEps, y, mean_, rstd_);
+  if (!store_.trainable()) x_ = mean_ = rstd_ = Tensor();  // no backward will read them
   return y;
 }
 
@@ -36,6 +37,7 @@ Tensor LayerNorm::forward_dropout_add(const kernels::DropoutSite& site, const Te
   Tensor y = Tensor::empty(fx.shape(), fx.dtype(), fx.device());
   kernels::dropout_add_layer_norm_forward(site, fx, residual, store_.value(gamma_), store_.value(beta_), kEps, sum, y,
                                           mean_, rstd_);
+  if (!store_.trainable()) x_ = mean_ = rstd_ = Tensor();  // no backward will read them
   return y;
 }
 

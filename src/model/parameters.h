@@ -59,6 +59,9 @@ class ParameterStore {
   void finalize_for_inference(DType dtype, Device device = Device::cpu);
 
   bool finalized() const { return values_.defined(); }
+  // Whether backward can run (finalize, not finalize_for_inference): only then do layers keep the
+  // activations their backward reads, so a decoder holds none between its forward passes.
+  bool trainable() const { return grads_.defined(); }
   size_t size() const { return params_.size(); }
   const ParamInfo& info(int id) const { return params_.at(id); }
   const std::vector<ParamInfo>& params() const { return params_; }

@@ -1,5 +1,7 @@
 #include "model/transformer.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "kernels/ops.h"
 #include "kernels/trace_range.h"
@@ -138,42 +140,76 @@ LossStats Transformer::evaluate(const Batch& host_batch) {
   return {ce.loss_sum, ce.tokens, ce.correct};
 }
 
-DecoderState Transformer::start_decoding(const Tensor& host_src, const Tensor& host_src_lengths,
-                                         int64_t rows_per_sentence) {
+namespace {
+// The state's source lengths as a host tensor [sentences] i32.
+Tensor source_lengths_tensor(const DecoderState& state) {
+  Tensor t = Tensor::empty({state.sentences()}, DType::i32);
+  std::copy(state.source_lengths.begin(), state.source_lengths.end(), t.data<int32_t>());
+  return t;
+}
+}  // namespace
+
+DecoderState Transformer::start_decoding(int64_t rows_per_sentence) const {
   TESSERA_CHECK(rows_per_sentence >= 1, "start_decoding: rows_per_sentence must be at least 1, got ",
                 rows_per_sentence);
+  DecoderState state;
+  state.rows_per_sentence = rows_per_sentence;
+  state.layers.resize(decoder_.size());
+  return state;
+}
+
+DecoderState Transformer::start_decoding(const Tensor& host_src, const Tensor& host_src_lengths,
+                                         int64_t rows_per_sentence) {
+  DecoderState state = start_decoding(rows_per_sentence);
+  add_sentences(state, host_src, host_src_lengths);
+  return state;
+}
+
+void Transformer::add_sentences(DecoderState& state, const Tensor& host_src, const Tensor& host_src_lengths) {
+  const int64_t added = host_src.dim(0);
+  TESSERA_CHECK(host_src_lengths.ndim() == 1 && host_src_lengths.dim(0) == added, "add_sentences: ",
+                host_src_lengths.numel(), " source lengths for ", added, " sentences");
+  if (added == 0) return;
   StepContext ctx;
   ctx.training = false;
   const Tensor src = on_device(host_src, store_.device()), src_lengths = on_device(host_src_lengths, store_.device());
   const Tensor memory = encode(ctx, src, src_lengths);
-  DecoderState state;
-  state.rows_per_sentence = rows_per_sentence;
-  state.src_lengths = src_lengths;
   // The memory's keys and values are projected once per sentence; its k rows read them together.
-  for (auto& layer : decoder_) state.layers.push_back(layer->start_cache(memory));
-  return state;
+  for (size_t i = 0; i < decoder_.size(); ++i) decoder_[i]->add_to_cache(state.layers[i], memory, state.rows_per_sentence);
+  const Tensor lengths = on_device(host_src_lengths, Device::cpu);
+  for (int64_t s = 0; s < added; ++s) state.source_lengths.push_back(lengths.data<int32_t>()[s]);
+  state.positions.resize(state.positions.size() + added, 0);
+  state.src_lengths = state.sentences() == added ? src_lengths : on_device(source_lengths_tensor(state), store_.device());
 }
 
 Tensor Transformer::decode_step_logits(DecoderState& state, const std::vector<int32_t>& last_tokens) {
-  const int64_t rows = state.rows();
+  const int64_t rows = state.rows(), k = state.rows_per_sentence;
   TESSERA_CHECK(static_cast<int64_t>(last_tokens.size()) == rows, "decode_step_logits: ", last_tokens.size(),
                 " tokens for ", rows, " rows");
   Tensor ids = Tensor::empty({rows}, DType::i32), self_lengths = Tensor::empty({rows}, DType::i32);
   for (int64_t r = 0; r < rows; ++r) {
     ids.data<int32_t>()[r] = last_tokens[r];
-    self_lengths.data<int32_t>()[r] = static_cast<int32_t>(state.steps + 1);  // every past position is real
+    // Every past position of the row's own sequence is real.
+    self_lengths.data<int32_t>()[r] = static_cast<int32_t>(state.positions[r / k] + 1);
   }
   ids = on_device(ids, store_.device());
   self_lengths = on_device(self_lengths, store_.device());
-  // The embedding of position t is sqrt(d) E[y_t] + PE(t), as in the full-sequence embed().
+  // The embedding of position t is sqrt(d) E[y_t] + PE(t), as in the full-sequence embed(); one
+  // call per run of sentences at the same position.
   Tensor y = Tensor::empty({rows, cfg_.d_model}, store_.dtype(), store_.device());
   embedding_.lookup(ids, y);
-  kernels::add_positions(y, 1, state.steps);
+  for (int64_t s = 0; s < state.sentences();) {
+    int64_t end = s + 1;
+    while (end < state.sentences() && state.positions[end] == state.positions[s]) ++end;
+    Tensor run = y.rows(s * k, end * k);
+    kernels::add_positions(run, 1, state.positions[s]);
+    s = end;
+  }
   y = y.reshape({rows, 1, cfg_.d_model});
   for (size_t i = 0; i < decoder_.size(); ++i)
-    y = decoder_[i]->forward_step(y, state.layers[i], self_lengths, state.src_lengths);
+    y = decoder_[i]->forward_step(y, state.layers[i], self_lengths, state.src_lengths, state.positions);
   if (decoder_norm_) y = decoder_norm_->forward(y);
-  ++state.steps;
+  for (int64_t& p : state.positions) ++p;
   Tensor logits = Tensor::empty({rows, embedding_.local_rows()}, store_.dtype(), store_.device());
   embedding_.project(y.reshape({rows, cfg_.d_model}), logits);
   return logits;
@@ -198,10 +234,30 @@ void Transformer::reorder(DecoderState& state, const std::vector<int64_t>& rows)
   if (same_rows) return;
   bool same_sentences = kept == state.sentences();
   for (int64_t j = 0; j < kept && same_sentences; ++j) same_sentences = sentences[j] == j;
-  if (!same_sentences) state.src_lengths = gather_rows(state.src_lengths, sentences);
+  // Each sentence's rows hold as many self-attention positions as it has fed tokens, and as many
+  // cross-attention positions as its source has: only those are copied.
+  const std::vector<int64_t> fed = state.positions;
+  const std::vector<int64_t> source_positions(state.source_lengths.begin(), state.source_lengths.end());
+  if (!same_sentences) {
+    std::vector<int64_t> positions(kept);
+    std::vector<int32_t> source_lengths(kept);
+    for (int64_t j = 0; j < kept; ++j) {
+      positions[j] = state.positions[sentences[j]];
+      source_lengths[j] = state.source_lengths[sentences[j]];
+    }
+    state.positions = std::move(positions);
+    state.source_lengths = std::move(source_lengths);
+    state.src_lengths = gather_rows(state.src_lengths, sentences);
+  }
   for (DecoderLayerCache& cache : state.layers) {
-    keep_cache_rows(cache.self, rows, k);
-    if (!same_sentences) keep_cache_rows(cache.cross, sentences, 1);
+    keep_cache_rows(cache.self, rows, k, fed);
+    if (!same_sentences) {
+      keep_cache_rows(cache.cross, sentences, 1, source_positions);
+      // Only the kept sentences' sources are read from now on.
+      int64_t longest = 0;
+      for (int32_t n : state.source_lengths) longest = std::max<int64_t>(longest, n);
+      cache.cross.length = std::min(cache.cross.length, longest);
+    }
   }
 }
 

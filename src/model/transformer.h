@@ -30,14 +30,16 @@ struct LossStats {
 
 // The state of incremental decoding for a batch of sentences, each decoded by k hypotheses
 // ("rows"; rows [s k, (s + 1) k) belong to sentence s): per decoder layer, the cached keys and
-// values of this rank's heads (every tensor-parallel rank holds its own heads' cache), and each
-// sentence's source length for the cross-attention mask.
+// values of this rank's heads (every tensor-parallel rank holds its own heads' cache), each
+// sentence's source length for the cross-attention mask, and each sentence's own target position:
+// sentences join the batch as others leave it, so they stand at different positions.
 struct DecoderState {
-  int64_t steps = 0;              // target positions fed so far: the position of the next token fed
-  int64_t rows_per_sentence = 1;  // k
-  Tensor src_lengths;             // [sentences] i32
+  int64_t rows_per_sentence = 1;         // k
+  std::vector<int64_t> positions;        // [sentences]: target positions fed so far (the next token's)
+  std::vector<int32_t> source_lengths;   // [sentences], on the host
+  Tensor src_lengths;                    // the same on the model's device, i32
   std::vector<DecoderLayerCache> layers;
-  int64_t sentences() const { return src_lengths.defined() ? src_lengths.dim(0) : 0; }
+  int64_t sentences() const { return static_cast<int64_t>(positions.size()); }
   int64_t rows() const { return sentences() * rows_per_sentence; }
 };
 
@@ -67,8 +69,13 @@ class Transformer {
   // Encodes src [B, S] once and starts rows_per_sentence empty hypotheses per sentence: rows
   // [s*k, (s+1)*k) belong to sentence s and share its cross-attention keys and values (held once).
   DecoderState start_decoding(const Tensor& src, const Tensor& src_lengths, int64_t rows_per_sentence);
-  // Feeds each row's newest token (at position state.steps) through the decoder and returns the
-  // logits of the token after it, [rows, V/tp]: this rank's vocabulary slice.
+  // A state with no sentence yet, for add_sentences.
+  DecoderState start_decoding(int64_t rows_per_sentence) const;
+  // The same for sentences that join a running batch: encoded and appended after the state's
+  // sentences, at position 0, while the others go on from where they are.
+  void add_sentences(DecoderState& state, const Tensor& src, const Tensor& src_lengths);
+  // Feeds each row's newest token (at its sentence's position) through the decoder and returns
+  // the logits of the token after it, [rows, V/tp]: this rank's vocabulary slice.
   Tensor decode_step_logits(DecoderState& state, const std::vector<int32_t>& last_tokens);
   // Keeps rows rows[0], rows[1], ... of the state: reselected beams, finished sentences dropped.
   // Rows stay grouped by sentence: rows [j k, (j + 1) k) of the result must all come from one

@@ -83,7 +83,12 @@ verify)
   cp -r "$root/step-00000020" "$here/damaged"
   shard="$here/damaged/model-tp1-of-2.safetensors"
   size=$(stat -c %s "$shard")
-  printf '\x5a' | dd of="$shard" bs=1 seek=$((size - 100)) conv=notrunc status=none
+  # Flipped, not overwritten: a fixed byte leaves the shard intact whenever it was that byte already
+  # (it was, once the trained values moved in their last bits).
+  byte=$(dd if="$shard" bs=1 skip=$((size - 100)) count=1 status=none | od -An -tu1 | tr -d ' ')
+  printf "\\x$(printf '%02x' $((byte ^ 0xff)))" | dd of="$shard" bs=1 seek=$((size - 100)) conv=notrunc status=none
+  [ "$(dd if="$shard" bs=1 skip=$((size - 100)) count=1 status=none | od -An -tu1 | tr -d ' ')" != "$byte" ] \
+    || fail "the byte at $((size - 100)) of $shard did not change"
   expect_exit 1 verify-damaged "$ckpt" verify "$here/damaged"
   grep -q "^problem: checkpoint shard .*damaged/model-tp1-of-2.safetensors is damaged: the bytes of tensor .* changed" \
     "$here/verify-damaged.log" || fail "verify does not name the damaged file and tensor: $(cat "$here/verify-damaged.log")"

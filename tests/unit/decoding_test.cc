@@ -12,6 +12,8 @@
 #include "data/synthetic_task.h"
 #include "devices.h"
 #include "eval/beam_search.h"
+#include "eval/greedy_search.h"
+#include "eval/sentence_feed.h"
 #include "kernels/ops.h"
 #include "model/transformer.h"
 #include "model_test_util.h"
@@ -191,6 +193,74 @@ TEST_P(Decoding, ReorderedCacheFollowsItsHypotheses) {
                                                             pick_rows(batch.src_lengths, sentence), tgt, lengths),
                                 last_rows);
   expect_close(got, want, 1e-5, "reordered rows");
+}
+
+// Continuous batching at the model's level: sentences join a running batch (at position 0 while
+// the others go on), one leaves it, one joins into the rows it left (in place), and every row's
+// logits stay those of its own sentence's full teacher-forced forward at its own position.
+TEST_P(Decoding, SentencesJoiningARunningBatchGiveTheFullForwardLogits) {
+  RandomModel m(decoding_config(true), device());
+  const model::Batch batch = random_batch(m.net.config(), 5, 7, 6, rng());
+  const int64_t t_max = batch.tgt_in.dim(1);
+  const Tensor full = m.net.teacher_forced_logits(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_lengths);
+  model::DecoderState state = m.net.start_decoding(1);
+  std::vector<int64_t> sentence, position;  // per row of the state
+  auto add = [&](int64_t begin, int64_t end) {
+    m.net.add_sentences(state, batch.src.rows(begin, end), batch.src_lengths.rows(begin, end));
+    for (int64_t s = begin; s < end; ++s) sentence.push_back(s), position.push_back(0);
+  };
+  auto step = [&](int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+      std::vector<int32_t> tokens;
+      for (size_t r = 0; r < sentence.size(); ++r)
+        tokens.push_back(batch.tgt_in.data<int32_t>()[sentence[r] * t_max + std::min(position[r], t_max - 1)]);
+      const Tensor logits = m.net.decode_step_logits(state, tokens);
+      for (size_t r = 0; r < sentence.size(); ++r) {
+        const int64_t s = sentence[r], t = position[r]++;
+        if (t < batch.tgt_lengths.data<int32_t>()[s])
+          expect_close(logits.rows(r, r + 1), full.rows(s * t_max + t, s * t_max + t + 1), 1e-5,
+                       "sentence " + std::to_string(s) + " position " + std::to_string(t));
+      }
+    }
+  };
+  add(0, 2);
+  step(2);
+  add(2, 3);  // joins two sentences at position 2: its own rows start at 0
+  step(1);
+  m.net.reorder(state, {0, 2});  // sentence 1 leaves
+  sentence = {0, 2}, position = {position[0], position[2]};
+  add(3, 5);  // sentence 3 joins into the row sentence 1 left; sentence 4 needs a new one
+  step(t_max);
+}
+
+// Continuous batching at the decoder's level: beam search and greedy search over a feed, with a
+// batch smaller than the input and refilled as sentences finish, return what decoding every
+// sentence on its own returns.
+TEST_P(Decoding, RefilledBatchesDecodeAsEverySentenceAlone) {
+  RandomModel m(decoding_config(false), device());
+  const model::Batch batch = random_batch(m.net.config(), 7, 9, 2, rng());
+  eval::BeamOptions o;
+  o.beam = 3;
+  o.max_len_b = 4;  // sentences of different lengths finish at different steps
+  eval::BatchFeed beam_feed(batch.src, batch.src_lengths);
+  const auto refilled = eval::beam_search_nbest(m.net, beam_feed, o, /*batch_sentences=*/3);
+  const int64_t extra = 3;
+  eval::BatchFeed greedy_feed(batch.src, batch.src_lengths);
+  const auto greedy = eval::greedy_search(m.net, greedy_feed, extra, /*batch_sentences=*/2);
+  ASSERT_EQ(refilled.size(), 7u);
+  ASSERT_EQ(greedy.size(), 7u);
+  for (int64_t i = 0; i < batch.size(); ++i) {
+    const model::Batch one = sentence_of(batch, i);
+    const auto alone = eval::beam_search_nbest(m.net, one.src, one.src_lengths, o).at(0);
+    ASSERT_EQ(alone.size(), refilled[i].size()) << "sentence " << i;
+    for (size_t h = 0; h < alone.size(); ++h) {
+      EXPECT_EQ(alone[h].tokens, refilled[i][h].tokens) << "sentence " << i << " hypothesis " << h;
+      EXPECT_NEAR(alone[h].score, refilled[i][h].score, 1e-9) << "sentence " << i << " hypothesis " << h;
+    }
+    // Greedy's bound: the source's pieces (eos not counted) + extra.
+    const int64_t max_len = one.src_lengths.data<int32_t>()[0] - 1 + extra;
+    EXPECT_EQ(greedy[i], m.net.greedy_decode(one.src, one.src_lengths, max_len).at(0)) << "sentence " << i;
+  }
 }
 
 TEST_P(Decoding, CachedGreedyEqualsRecomputeGreedy) {
