@@ -132,15 +132,20 @@ void keep_cache_rows(KVCache& cache, const std::vector<int64_t>& rows, int64_t g
                     " takes group ", source, ", but kept groups must ascend within the ", buffer.dim(0) / group,
                     " there are");
       previous = source;
-      bool identity = true;
+      bool identity = true, in_order = true;
       for (int64_t b = 0; b < group; ++b) {
         const int64_t r = rows[j * group + b];
         TESSERA_CHECK(r / group == source, "keep_cache_rows: row ", j * group + b, " takes row ", r,
                       ", outside its group's source rows ", source * group, " to ", source * group + group - 1);
         identity = identity && r == j * group + b;
+        in_order = in_order && r == source * group + b;
       }
       if (identity) continue;
       const int64_t length = group_lengths.empty() ? cache.length : group_lengths.at(source);
+      if (in_order) {  // the group moves down as it is (a finished sentence left before it): one copy
+        copy_positions(buffer, j * group, buffer, source * group, group, length);
+        continue;
+      }
       Tensor scratch = Tensor::empty({group, buffer.dim(1), buffer.dim(2), buffer.dim(3)}, buffer.dtype(),
                                      buffer.device());
       copy_positions(scratch, 0, buffer, source * group, group, length);
