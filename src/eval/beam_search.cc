@@ -59,12 +59,8 @@ std::vector<std::vector<Hypothesis>> beam_search_nbest(model::Transformer& model
   // Takes sentences into the free rows. Every sentence starts with k copies of the empty
   // hypothesis; only the first is live, so its first step does not propose the same tokens k times.
   auto refill = [&] {
-    const int64_t room = batch_sentences - static_cast<int64_t>(active.size());
-    if (feed.remaining() == 0 || (!active.empty() && 4 * room < batch_sentences)) return;
-    Tensor src, src_lengths;
-    feed.take(room, src, src_lengths);
-    model.add_sentences(state, src, src_lengths);
-    for (int64_t i = 0; i < src.dim(0); ++i) {
+    const Tensor src_lengths = refill_batch(model, state, feed, static_cast<int64_t>(active.size()), batch_sentences);
+    for (int64_t i = 0; i < src_lengths.dim(0); ++i) {
       active.push_back(static_cast<int64_t>(live.size()));
       live.emplace_back(beam);
       live.back()[0].log_prob = 0;

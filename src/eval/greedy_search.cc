@@ -18,12 +18,8 @@ std::vector<std::vector<int32_t>> greedy_search(model::Transformer& model, Sente
   model::DecoderState state = model.start_decoding(1);
 
   auto refill = [&] {
-    const int64_t room = batch_sentences - static_cast<int64_t>(active.size());
-    if (feed.remaining() == 0 || (!active.empty() && 4 * room < batch_sentences)) return;
-    Tensor src, src_lengths;
-    feed.take(room, src, src_lengths);
-    model.add_sentences(state, src, src_lengths);
-    for (int64_t i = 0; i < src.dim(0); ++i) {
+    const Tensor src_lengths = refill_batch(model, state, feed, static_cast<int64_t>(active.size()), batch_sentences);
+    for (int64_t i = 0; i < src_lengths.dim(0); ++i) {
       active.push_back(static_cast<int64_t>(out.size()));
       out.emplace_back();
       // Source pieces (its eos not counted) + max_len_extra tokens; at least one, as beam search.

@@ -35,4 +35,15 @@ void TokenFeed::take(int64_t n, Tensor& src, Tensor& src_lengths) {
   next_ = end;
 }
 
+Tensor refill_batch(model::Transformer& model, model::DecoderState& state, SentenceFeed& feed, int64_t in_flight,
+                    int64_t batch_sentences) {
+  const int64_t room = batch_sentences - in_flight;
+  if (feed.remaining() == 0 || room <= 0 || (in_flight > 0 && 4 * room < batch_sentences))
+    return Tensor::empty({0}, DType::i32);
+  Tensor src, src_lengths;
+  feed.take(room, src, src_lengths);
+  model.add_sentences(state, src, src_lengths);
+  return src_lengths;
+}
+
 }  // namespace tessera::eval

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "model/transformer.h"
 
 namespace tessera::eval {
 
@@ -47,5 +48,12 @@ class TokenFeed : public SentenceFeed {
   int32_t pad_id_, bos_id_, eos_id_;
   int64_t next_ = 0;
 };
+
+// The refill policy of both decoders: when the batch of `in_flight` sentences is empty, or at
+// least a quarter of its batch_sentences places is free, takes sentences from `feed` into the free
+// places and encodes them into `state` (Transformer::add_sentences). Returns the source lengths
+// [taken] (i32, host; eos included) of the sentences taken, in order; [0] when none.
+Tensor refill_batch(model::Transformer& model, model::DecoderState& state, SentenceFeed& feed, int64_t in_flight,
+                    int64_t batch_sentences);
 
 }  // namespace tessera::eval
