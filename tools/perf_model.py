@@ -150,7 +150,8 @@ class Batch:
 
 def parse_bench(text):
     """Rows (kind, ranks, bytes, seconds) of a tessera-bench-collectives output: the host table
-    (size count type time algbw busbw) or the NCCL one (in-place time where there is one)."""
+    (size count type time algbw busbw, then the plain MPI call's time, busbw and the time ratio
+    since those columns were added) or the NCCL one (in-place time where there is one)."""
     rows, kind, ranks = [], None, None
     for line in text.splitlines():
         head = re.match(r"#\s*(all_reduce|all_gather|reduce_scatter) on (\d+) ranks", line)
@@ -160,7 +161,7 @@ def parse_bench(text):
         fields = line.split()
         if kind is None or not fields or not fields[0].isdigit():
             continue
-        if len(fields) == 6:
+        if len(fields) in (6, 9):
             micros = float(fields[3])
         elif len(fields) == 12:
             micros = float(fields[8] if fields[8] != "n/a" else fields[4])

@@ -138,14 +138,45 @@ size_t element_count(Kind kind, size_t bytes, size_t esize, int n) {
   return count;
 }
 
+// The same collective as one plain MPI call on MPI_COMM_WORLD (all-reduce in place, as Tessera's),
+// timed like Tessera's: the bar its communicator is held to. Seconds per call on the slowest rank,
+// or a negative number when MPI has no such call for the type (a bf16 sum).
+double plain_mpi_seconds(Kind kind, std::vector<char>& big, std::vector<char>& part, size_t count, DType dtype,
+                         int n, const Options& o) {
+  MPI_Datatype type = dtype == DType::f32 ? MPI_FLOAT : dtype == DType::f64 ? MPI_DOUBLE
+                      : dtype == DType::i32 ? MPI_INT32_T : MPI_UINT16_T;
+  if (dtype == DType::bf16 && kind != Kind::all_gather) return -1;
+  const int block = static_cast<int>(count / n);
+  auto once = [&] {
+    switch (kind) {
+      case Kind::all_reduce:
+        MPI_Allreduce(MPI_IN_PLACE, big.data(), static_cast<int>(count), type, MPI_SUM, MPI_COMM_WORLD);
+        break;
+      case Kind::all_gather: MPI_Allgather(part.data(), block, type, big.data(), block, type, MPI_COMM_WORLD); break;
+      case Kind::reduce_scatter:
+        MPI_Reduce_scatter_block(big.data(), part.data(), block, type, MPI_SUM, MPI_COMM_WORLD);
+        break;
+    }
+  };
+  for (int i = 0; i < o.warmup; ++i) once();
+  MPI_Barrier(MPI_COMM_WORLD);
+  const double t = now_s();
+  for (int i = 0; i < o.iters; ++i) once();
+  double seconds = (now_s() - t) / o.iters;
+  MPI_Allreduce(MPI_IN_PLACE, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+  return seconds;
+}
+
 void bench_host(Kind kind, Communicator& comm, const Options& o, DType dtype) {
   const int n = comm.size();
   const size_t esize = dtype_size(dtype);
   const char* name = kind_name(kind);
   if (comm.rank() == 0) {
-    std::printf("\n# %s on %d ranks, op sum; size = the largest buffer (all ranks' data)\n", name, n);
-    std::printf("%14s %12s %6s %12s %12s %12s\n", "size(B)", "count", "type", "time(us)",
-                "algbw(GB/s)", "busbw(GB/s)");
+    std::printf("\n# %s on %d ranks, op sum; size = the largest buffer (all ranks' data); mpi = the plain\n"
+                "# MPI call on the same buffers in the same run; time ratio = Tessera's time / MPI's\n",
+                name, n);
+    std::printf("%14s %12s %6s %12s %12s %12s %12s %12s %11s\n", "size(B)", "count", "type", "time(us)",
+                "algbw(GB/s)", "busbw(GB/s)", "mpi(us)", "mpi busbw", "time ratio");
   }
   for (size_t bytes : sizes(o)) {
     const size_t count = element_count(kind, bytes, esize, n);
@@ -167,10 +198,16 @@ void bench_host(Kind kind, Communicator& comm, const Options& o, DType dtype) {
     for (int i = 0; i < o.iters; ++i) once();
     double seconds = (now_s() - t) / o.iters;
     comm.all_reduce(&seconds, 1, DType::f64, ReduceOp::max);  // the slowest rank sets the pace
+    const double mpi_seconds = plain_mpi_seconds(kind, big, part, count, dtype, n, o);
     const double algbw = bytes / seconds / 1e9;
-    if (comm.rank() == 0)
-      std::printf("%14zu %12zu %6s %12.1f %12.3f %12.3f\n", bytes, count,
-                  std::string(dtype_name(dtype)).c_str(), seconds * 1e6, algbw, algbw * bus_factor(kind, n));
+    if (comm.rank() != 0) continue;
+    std::printf("%14zu %12zu %6s %12.1f %12.3f %12.3f", bytes, count, std::string(dtype_name(dtype)).c_str(),
+                seconds * 1e6, algbw, algbw * bus_factor(kind, n));
+    if (mpi_seconds > 0)
+      std::printf(" %12.1f %12.3f %10.2fx\n", mpi_seconds * 1e6, bytes / mpi_seconds / 1e9 * bus_factor(kind, n),
+                  seconds / mpi_seconds);
+    else
+      std::printf(" %12s %12s %11s\n", "n/a", "n/a", "n/a");
   }
 }
 
