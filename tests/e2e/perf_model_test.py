@@ -20,15 +20,19 @@ import perf_model as pm  # noqa: E402
 
 
 def host_table(kind, p, alpha, beta, noise=0.0, rng=None):
-    """What tessera-bench-collectives --device cpu prints for one collective (sizes 8 B .. 64 MiB)."""
-    lines = ["", "# %s on %d ranks, op sum; size = the largest buffer (all ranks' data)" % (kind, p),
-             "%14s %12s %6s %12s %12s %12s" % ("size(B)", "count", "type", "time(us)", "algbw(GB/s)", "busbw(GB/s)")]
+    """What tessera-bench-collectives --device cpu prints for one collective (sizes 8 B .. 64 MiB):
+    Tessera's columns, then the plain MPI call's (here half Tessera's time), which the fit ignores."""
+    lines = ["", "# %s on %d ranks, op sum; size = the largest buffer (all ranks' data); mpi = the plain" % (kind, p),
+             "# MPI call on the same buffers in the same run; time ratio = Tessera's time / MPI's",
+             "%14s %12s %6s %12s %12s %12s %12s %12s %11s" % ("size(B)", "count", "type", "time(us)", "algbw(GB/s)",
+                                                            "busbw(GB/s)", "mpi(us)", "mpi busbw", "time ratio")]
     size = 8
     while size <= 64 << 20:
         lat, bw = pm.ring_factors(kind, p)
         t = (lat * alpha + bw * size * beta) * (1 + (rng.uniform(-noise, noise) if noise else 0))
-        lines.append("%14d %12d %6s %12.1f %12.3f %12.3f" % (size, size // 4, "f32", t * 1e6, size / t / 1e9,
-                                                             size / t / 1e9 * bw))
+        lines.append("%14d %12d %6s %12.1f %12.3f %12.3f %12.1f %12.3f %10.2fx" % (
+            size, size // 4, "f32", t * 1e6, size / t / 1e9, size / t / 1e9 * bw, t / 2 * 1e6, 2 * size / t / 1e9 * bw,
+            2.0))
         size *= 4
     return "\n".join(lines)
 
