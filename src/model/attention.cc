@@ -48,15 +48,16 @@ void copy_positions(Tensor& to, int64_t dst_row, const Tensor& from, int64_t src
   const Tensor src = from.view(src_row * heads * from.dim(2) * dk, {count * heads * from.dim(2) * dk});
   copy_strided(dst, to.dim(2) * dk, src, from.dim(2) * dk, length * dk, count * heads);
 }
-// `cache` with room for at least `needed` positions: the capacity grows by 16 positions, keeping
-// what is filled. A sentence of L tokens copies its cache L / 16 times, O(L^2 / 32) positions,
-// less than reordering its beams copies, and the cache holds at most 15 empty positions.
 // The rows the storage under `cache` [R, H, C, dk] has room for (R or more: rows dropped from a
 // batch leave their room for the sentences that join it).
 int64_t rows_reserved(const Tensor& cache) {
   const int64_t row = cache.dim(1) * cache.dim(2) * cache.dim(3);
   return row > 0 ? std::max(cache.dim(0), cache.storage_elements() / row) : cache.dim(0);
 }
+// `cache` with room for at least `needed` positions: the capacity grows by 16 positions, keeping
+// what is filled (zeroed past it: rows at earlier positions read those, masked). A sentence of L
+// tokens copies its cache L / 16 times, O(L^2 / 32) positions, less than reordering its beams
+// copies, and the cache holds at most 15 empty positions.
 void reserve(Tensor& cache, int64_t length, int64_t needed) {
   if (cache.dim(2) >= needed) return;
   const int64_t capacity = (needed + 15) / 16 * 16;
