@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "parallel/mpi_runtime.h"
 
 // Every MPI call is checked and a failure names the call.
 #define MPI_CHECK(call)                                                                  \
@@ -209,6 +210,8 @@ void MpiCommunicator::wait_for(const Op& op) {
 
 namespace {
 constexpr int kArrivalTag = 7;
+// How long a rank that hit the collective deadline gives MPI_Abort before it leaves by _Exit.
+constexpr int kAbortGraceSeconds = 10;
 }
 
 uint64_t MpiCommunicator::running_collective() {
@@ -256,7 +259,9 @@ std::string MpiCommunicator::who_is_missing() {
     const uint64_t n = reached[static_cast<size_t>(r)];
     if (n >= number) continue;
     std::string& list = n == 0 ? missing : behind;
-    list += detail::concat(list.empty() ? "" : ", ", r, " (world rank ", world_ranks_[static_cast<size_t>(r)], ")");
+    const int world = world_ranks_[static_cast<size_t>(r)];
+    const std::string node = world_node(world);
+    list += detail::concat(list.empty() ? "" : ", ", r, " (world rank ", world, node.empty() ? "" : " on ", node, ")");
   }
   if (missing.empty() && behind.empty())
     return "every rank of the group reached this collective (a stalled transfer?)";
@@ -276,6 +281,13 @@ void MpiCommunicator::abort_on_timeout(const Op& op) {
   else
     write_stderr_line(detail::concat("tessera: rank ", world_rank_, " (world) timed out after ", timeout_s_, " s in ",
                                      op.what, " on group \"", group_name_, "\" of ", size_, " ranks: ", missing));
+  // MPI_Abort reaches the other ranks through the launcher's daemons; on a host cut off from them
+  // (a network partition) it may block for as long as the link is down. Whatever it does, this
+  // rank is gone kAbortGraceSeconds after the message, with the deadline's exit code.
+  std::thread([] {
+    std::this_thread::sleep_for(std::chrono::seconds(kAbortGraceSeconds));
+    std::_Exit(124);
+  }).detach();
   MPI_Abort(MPI_COMM_WORLD, 124);
   std::_Exit(124);  // MPI_Abort should not return; make sure this rank never hangs if it does
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,23 @@ NodeRanks find_node_ranks() {
 }  // namespace
 
 const NodeRanks& node_ranks() { return g_node; }
+
+namespace {
+std::mutex g_world_nodes_mutex;
+std::vector<std::string> g_world_nodes;
+}  // namespace
+
+void remember_world_nodes(std::vector<std::string> nodes) {
+  std::lock_guard lock(g_world_nodes_mutex);
+  g_world_nodes = std::move(nodes);
+}
+
+std::string world_node(int world_rank) {
+  std::lock_guard lock(g_world_nodes_mutex);
+  return world_rank >= 0 && static_cast<size_t>(world_rank) < g_world_nodes.size()
+             ? g_world_nodes[static_cast<size_t>(world_rank)]
+             : std::string();
+}
 
 void init_mpi(int* argc, char*** argv) {
   int initialized = 0;

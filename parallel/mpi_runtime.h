@@ -3,6 +3,8 @@
 #pragma once
 
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace tessera::parallel {
 
@@ -45,6 +47,12 @@ struct NodeRanks {
 const NodeRanks& node_ranks();
 inline int local_rank() { return node_ranks().local_rank; }
 inline int local_size() { return node_ranks().local_size; }
+
+// The node of every world rank, once gather_node_names has found them (ProcessGrid does at start-
+// up), so that a message about a rank can say where it runs: world_node(r) is "" before then, or
+// for a rank out of range.
+void remember_world_nodes(std::vector<std::string> nodes);
+std::string world_node(int world_rank);
 
 // main() of every MPI program: starts MPI, runs `body`, finalizes. An exception escaping `body`
 // on any rank is printed at once, one line naming `app` and the rank, before anything waits on

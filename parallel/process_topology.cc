@@ -77,6 +77,7 @@ std::vector<std::string> gather_node_names(Communicator& world) {
   }
   for (size_t r = 0; r < n; ++r)
     if (nodes_of_host[names[r]].size() > 1) names[r] += detail::concat("#", firsts[r]);
+  remember_world_nodes(names);  // for the collective deadline's message (which host to drain)
   return names;
 }
 

@@ -16,7 +16,8 @@ namespace tessera::parallel {
 
 // The node of every world rank, indexed by world rank (collective over `world`). Ranks that can
 // share memory (MPI_COMM_TYPE_SHARED) are one node, named by its host name; two nodes that report
-// the same host name (containers) are told apart by their first world rank ("host#4").
+// the same host name (containers) are told apart by their first world rank ("host#4"). The names
+// are also remembered for messages about ranks (world_node, parallel/mpi_runtime.h).
 std::vector<std::string> gather_node_names(Communicator& world);
 
 // Checks that every tensor-parallel group (world ranks [g*tp, (g+1)*tp) for g < dp) lies on one

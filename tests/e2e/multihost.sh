@@ -201,9 +201,10 @@ fault killed kill_ranks "process rank [23] with PID [0-9]+ on node $ip1 exited o
 # Hung ranks are alive to Open MPI: the collective deadline finds them and names them.
 fault stopped stop_ranks "timed out after 10 s in .* did not arrive"
 # Where the stopped ranks sat decides the group: a dp pair names one peer, the world's
-# stop-flag reduction names both; either way a stopped world rank is named.
-grep -Eq "group rank\(s\) .*\(world rank [23]\).* did not arrive" "$work/stopped.log" || {
-  echo "FAIL: stopped: the deadline message does not name world rank 2 or 3"; exit 1; }
+# stop-flag reduction names both; either way a stopped world rank is named, with its host (the
+# node an operator drains).
+grep -Eq "group rank\(s\) .*\(world rank [23] on ${hosts[1]}\).* did not arrive" "$work/stopped.log" || {
+  echo "FAIL: stopped: the deadline message does not name world rank 2 or 3 on ${hosts[1]}"; exit 1; }
 # A host cut off: the deadline fires on the other host, and mpirun (keepalive) gives up on the lost daemon.
 fault cut_off cut_link "lost communication with a remote daemon"
 grep -q "on node ${addresses[1]}" "$work/cut_off.log" || { echo "FAIL: cut_off: the lost host is not named"; exit 1; }
