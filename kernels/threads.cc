@@ -6,11 +6,13 @@
 #include <algorithm>
 #include <bit>
 #include <charconv>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "kernels/cpu/blas.h"
@@ -126,16 +128,27 @@ CpuQuota cgroup_cpu_quota(const std::filesystem::path& proc_cgroup, const std::f
   return v1.cpus < v2.cpus ? v1 : v2;
 }
 
-int threads_per_rank(int cpus, double quota_cpus, int ranks_sharing_cpus, int ranks_sharing_quota) {
+int threads_per_rank(int cpus, double quota_cpus, int ranks_sharing_cpus, int ranks_sharing_quota,
+                     int cpus_per_task) {
   const int of_mask = cpus / std::max(1, ranks_sharing_cpus);
   const double of_quota = std::floor(quota_cpus / std::max(1, ranks_sharing_quota));
-  return std::max(1, of_quota < of_mask ? static_cast<int>(of_quota) : of_mask);
+  int threads = of_quota < of_mask ? static_cast<int>(of_quota) : of_mask;
+  if (cpus_per_task > 0) threads = std::min(threads, cpus_per_task);
+  return std::max(1, threads);
+}
+
+int slurm_cpus_per_task(const char* value) {
+  if (value == nullptr) return 0;
+  const std::string_view text(value);
+  int n = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), n);
+  return error == std::errc() && end == text.data() + text.size() && n > 0 ? n : 0;
 }
 
 int default_threads_per_rank() {
   const parallel::NodeRanks& node = parallel::node_ranks();
   return threads_per_rank(cpu_count(cpu_affinity()), cgroup_cpu_quota().cpus, node.ranks_sharing_cpus,
-                          node.ranks_sharing_quota);
+                          node.ranks_sharing_quota, slurm_cpus_per_task(std::getenv("SLURM_CPUS_PER_TASK")));
 }
 
 }  // namespace tessera::kernels

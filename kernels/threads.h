@@ -45,8 +45,13 @@ CpuQuota cgroup_cpu_quota(const std::filesystem::path& proc_cgroup = "/proc/self
 // The arithmetic of the default: this rank's `cpus` (its mask) are shared by
 // `ranks_sharing_cpus` ranks (those with the same mask, itself included), and the cgroup quota
 // `quota_cpus` by `ranks_sharing_quota` ranks (those in the same cgroup); the rank takes its
-// share of each, the smaller one, rounded down, but at least 1 thread.
-int threads_per_rank(int cpus, double quota_cpus, int ranks_sharing_cpus, int ranks_sharing_quota);
+// share of each, the smaller one, rounded down, but at least 1 thread. cpus_per_task > 0 (SLURM's
+// --cpus-per-task, which an unbound task's mask does not show) caps it further.
+int threads_per_rank(int cpus, double quota_cpus, int ranks_sharing_cpus, int ranks_sharing_quota,
+                     int cpus_per_task = 0);
+
+// SLURM_CPUS_PER_TASK as a number of CPUs, or 0 where it is unset or not a positive integer.
+int slurm_cpus_per_task(const char* value);
 
 // threads_per_rank for this process. When MPI is up (parallel::init_mpi), the ranks sharing its
 // mask and its cgroup are counted among the ranks on its node (parallel::node_ranks); otherwise

@@ -46,6 +46,16 @@ TEST(Threads, CgroupQuotaCapsTheShare) {
   EXPECT_EQ(threads_per_rank(4, 6.0, 1, 4), 1);    // own cores, but 4 ranks share 6 CPUs of time
 }
 
+TEST(Threads, SlurmCpusPerTaskCapsTheShare) {
+  const double none = INFINITY;
+  EXPECT_EQ(threads_per_rank(16, none, 1, 1, 4), 4);  // srun -c 4 --cpu-bind=none: the mask is the node's
+  EXPECT_EQ(threads_per_rank(16, none, 4, 4, 8), 4);  // a looser cpus-per-task leaves the node's share
+  EXPECT_EQ(threads_per_rank(16, 2.0, 1, 1, 4), 2);   // ... and the cgroup's
+  EXPECT_EQ(slurm_cpus_per_task("4"), 4);
+  for (const char* bad : {"", "0", "-2", "4x", "four"}) EXPECT_EQ(slurm_cpus_per_task(bad), 0) << "'" << bad << "'";
+  EXPECT_EQ(slurm_cpus_per_task(nullptr), 0);
+}
+
 // A fake /sys/fs/cgroup and /proc/self/cgroup in a temporary directory.
 class FakeCgroups : public ::testing::Test {
  protected:
