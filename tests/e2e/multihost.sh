@@ -14,6 +14,8 @@
 # TESSERA_MULTIHOST_TBF to shape the traffic leaving each host with tc's token bucket filter,
 # e.g. TESSERA_MULTIHOST_TBF="rate 1gbit burst 1mbit latency 400ms" (measured here: 0.88 Gbit/s
 # each way; with "burst 32kbit" only 0.35 Gbit/s, the bucket being too small for the rate).
+# Set TESSERA_MULTIHOST_BENCH to a tessera-bench-collectives command (binary and arguments) to
+# run it instead of the checks, one rank on each host, and print its tables (docs/performance.md).
 set -euo pipefail
 mpirun=()
 while [ "$1" != "--" ]; do mpirun+=("$1"); shift; done
@@ -99,6 +101,15 @@ across=(--hostfile "$work/hostfile" --map-by slot --bind-to none
         --mca oob_tcp_if_include "$subnet.0/24" --mca btl tcp,vader,self --mca btl_tcp_if_include "$subnet.0/24"
         --mca mpi_yield_when_idle 1
         --mca oob_tcp_keepalive_time 3 --mca oob_tcp_keepalive_intvl 2 --mca oob_tcp_keepalive_probes 3)
+if [ -n "${TESSERA_MULTIHOST_BENCH:-}" ]; then
+  printf '%s slots=1\n' "${addresses[@]}" >"$work/hostfile1"
+  bench_across=("${across[@]}")
+  bench_across[1]="$work/hostfile1"  # one rank per host: every byte crosses the link
+  # shellcheck disable=SC2086  # the command's words
+  timeout 3000 "${mpirun[@]}" "${bench_across[@]}" -np 2 $TESSERA_MULTIHOST_BENCH
+  exit 0
+fi
+
 # --peak-gflops: a number for the "% of peak" column instead of a matrix product timed at start.
 common=(--config "$config" --threads 1 --log-every 10 --peak-gflops 10)
 layout=(--tensor-parallel 2 --data-parallel 2)
