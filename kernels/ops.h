@@ -67,6 +67,13 @@ void masked_softmax_forward(const Tensor& scores, const Tensor& key_lengths, boo
                             double scale, Tensor& probs);
 // dscores = scale * probs * (dprobs - sum_j dprobs * probs); dscores may be dprobs itself.
 void masked_softmax_backward(const Tensor& probs, const Tensor& dprobs, double scale, Tensor& dscores);
+// ctx = softmax(scale * Q K^T + mask) V for queries q [B, H, Sq, dk] against the first sk positions
+// of the caches k, v [B, H, C, dk] (C >= sk, read in place), masked as masked_softmax_forward masks
+// (key_lengths [B], causal). Attention without its backward: the decoder's step. On the CPU in f32
+// precision one fused pass per (row, head); otherwise (GPU, bf16 products) the two leading-rows
+// products around the softmax.
+void cached_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t sk, const Tensor& key_lengths,
+                      bool causal, double scale, Tensor& ctx, Precision precision = Precision::fp32);
 
 // ---- layer norm ------------------------------------------------------------------------------
 // y = (x - mean) / sqrt(var + eps) * gamma + beta over the last dimension; mean and rstd [rows]

@@ -48,6 +48,11 @@ void masked_softmax_forward(const T* scores, const int32_t* key_lengths, bool ca
 template <typename T>
 void masked_softmax_backward(const T* probs, const T* dprobs, T scale, T* dscores, int64_t rows,
                              int64_t cols);
+// cached_attention_cpu.cc: q, ctx [batch, heads, sq, dk]; k, v [batch, heads, capacity, dk], the
+// first sk positions read.
+template <typename T>
+void cached_attention(const T* q, const T* k, const T* v, int64_t capacity, int64_t sk, const int32_t* key_lengths,
+                      bool causal, T scale, T* ctx, int64_t batch, int64_t heads, int64_t sq, int64_t dk);
 
 template <typename T>
 void layer_norm_forward(const T* x, const T* gamma, const T* beta, T eps, T* y, T* mean, T* rstd,

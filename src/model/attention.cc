@@ -198,29 +198,22 @@ Tensor MultiHeadAttention::attend(const Tensor& xq, const KVCache& cache, const 
 
 Tensor MultiHeadAttention::attend(const Tensor& xq, const KVCache& cache, const Tensor& key_lengths,
                                   const std::vector<CacheRun>& runs) {
-  const int64_t b = xq.dim(0), sq = xq.dim(1), capacity = cache.capacity();
+  const int64_t b = xq.dim(0), sq = xq.dim(1);
   const DType dt = xq.dtype();
   const Device dev = xq.device();
   const Tensor qh = project_heads(q_, xq);
-  // The same softmax(Q K^T / sqrt(d_k) + mask) V as forward, over the cached keys and values,
-  // one run of rows at a time, each over its own filled positions.
+  // The same softmax(Q K^T / sqrt(d_k) + mask) V as forward, over the cached keys and values (read
+  // in place), one run of rows at a time, each over its own filled positions.
   Tensor ctx_heads = Tensor::empty({b, local_heads_, sq, d_head_}, dt, dev);
   for (const CacheRun& run : runs) {
-    const int64_t rows = run.end - run.begin, bh = rows * local_heads_, sk = run.length;
-    if (rows == 0) continue;
-    TESSERA_CHECK(run.begin >= 0 && run.end <= b && sk <= cache.length, "attend: run of rows [", run.begin, ", ",
-                  run.end, ") over ", sk, " positions, for ", b, " rows and ", cache.length, " cached positions");
-    Tensor probs = Tensor::empty({rows, local_heads_, sq, sk}, dt, dev);
-    Tensor scores3 = probs.reshape({bh, sq, sk});
-    // The cache is read in place: each (row, head) matrix is its first sk positions.
-    kernels::batched_matmul_leading_rows(qh.rows(run.begin, run.end).reshape({bh, sq, d_head_}), false,
-                                         cache.k.rows(run.begin, run.end).reshape({bh, capacity, d_head_}), sk, true,
-                                         scores3, 1.0, 0.0, q_.precision());
-    kernels::masked_softmax_forward(probs, key_lengths.rows(run.begin, run.end), causal_,
-                                    1.0 / std::sqrt(static_cast<double>(d_head_)), probs);
-    Tensor ctx3 = ctx_heads.rows(run.begin, run.end).reshape({bh, sq, d_head_});
-    kernels::batched_matmul_leading_rows(scores3, false, cache.v.rows(run.begin, run.end).reshape({bh, capacity, d_head_}),
-                                         sk, false, ctx3, 1.0, 0.0, q_.precision());
+    if (run.end == run.begin) continue;
+    TESSERA_CHECK(run.begin >= 0 && run.end <= b && run.length <= cache.length, "attend: run of rows [", run.begin,
+                  ", ", run.end, ") over ", run.length, " positions, for ", b, " rows and ", cache.length,
+                  " cached positions");
+    Tensor ctx = ctx_heads.rows(run.begin, run.end);
+    kernels::cached_attention(qh.rows(run.begin, run.end), cache.k.rows(run.begin, run.end),
+                              cache.v.rows(run.begin, run.end), run.length, key_lengths.rows(run.begin, run.end),
+                              causal_, 1.0 / std::sqrt(static_cast<double>(d_head_)), ctx, q_.precision());
   }
   Tensor out = Tensor::empty({b * sq, d_model_}, dt, dev);
   out_.forward(from_heads(ctx_heads), out);

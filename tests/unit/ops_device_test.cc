@@ -410,6 +410,61 @@ TEST_P(Ops, LeadingRowsProductReadsTheFilledPartOfACache) {
                Error);
 }
 
+// Queries against a cache preallocated to `capacity` positions and filled up to sk, read in place:
+// cached_attention equals softmax(scale q.k + mask) v written out in f64 over the filled positions,
+// with padding (key lengths below, at and above sk, and 0: a row that sees nothing gets zeros) and
+// the causal mask (query i of sq sees keys up to i + sk - sq), for one and for several queries.
+TEST_P(Ops, CachedAttentionIsTheMaskedSoftmaxOfTheFilledPositionsTimesTheirValues) {
+  const int64_t batch = 4, heads = 2, capacity = 9, sk = 6, dk = 5;
+  const std::vector<int32_t> key_lengths = {6, 3, 0, 8};
+  const double scale = 0.7;
+  for (DType dt : {DType::f32, DType::f64}) {
+    for (int64_t sq : {1, 3}) {
+      for (bool causal : {false, true}) {
+        SCOPED_TRACE(std::string(dtype_name(dt)) + " sq " + std::to_string(sq) + (causal ? " causal" : ""));
+        const Tensor q = random_tensor({batch, heads, sq, dk}, dt), k = random_tensor({batch, heads, capacity, dk}, dt),
+                     v = random_tensor({batch, heads, capacity, dk}, dt);
+        Tensor lengths = Tensor::empty({batch}, DType::i32);
+        std::copy(key_lengths.begin(), key_lengths.end(), lengths.data<int32_t>());
+        Tensor ctx = on_device(Tensor::zeros({batch, heads, sq, dk}, dt));
+        k::cached_attention(on_device(q), on_device(k), on_device(v), sk, on_device(lengths), causal, scale, ctx);
+        const Tensor got = ctx.to(Device::cpu).to(DType::f64), q64 = q.to(DType::f64), k64 = k.to(DType::f64),
+                     v64 = v.to(DType::f64);
+        for (int64_t b = 0; b < batch; ++b)
+          for (int64_t h = 0; h < heads; ++h)
+            for (int64_t i = 0; i < sq; ++i) {
+              int64_t visible = std::min<int64_t>(key_lengths[b], sk);
+              if (causal) visible = std::min(visible, i + sk - sq + 1);
+              const double* qi = q64.data<double>() + ((b * heads + h) * sq + i) * dk;
+              const double* keys = k64.data<double>() + (b * heads + h) * capacity * dk;
+              const double* values = v64.data<double>() + (b * heads + h) * capacity * dk;
+              std::vector<double> p(visible);
+              double mx = -INFINITY, sum = 0;
+              for (int64_t j = 0; j < visible; ++j) {
+                p[j] = 0;
+                for (int64_t d = 0; d < dk; ++d) p[j] += qi[d] * keys[j * dk + d];
+                mx = std::max(mx, p[j]);
+              }
+              for (double& x : p) sum += x = std::exp(scale * (x - mx));
+              for (int64_t d = 0; d < dk; ++d) {
+                double want = 0;
+                for (int64_t j = 0; j < visible; ++j) want += p[j] / sum * values[j * dk + d];
+                EXPECT_NEAR(got.data<double>()[((b * heads + h) * sq + i) * dk + d], want,
+                            dt == DType::f32 ? 1e-5 : 1e-12)
+                    << "row " << b << " head " << h << " query " << i << " column " << d;
+              }
+            }
+      }
+    }
+  }
+  Tensor ctx = on_device(Tensor::zeros({batch, heads, 1, dk}, DType::f32));
+  Tensor lengths = on_device(Tensor::zeros({batch}, DType::i32));
+  const Tensor q = on_device(random_tensor({batch, heads, 1, dk}, DType::f32));
+  const Tensor cache = on_device(random_tensor({batch, heads, capacity, dk}, DType::f32));
+  EXPECT_THROW(k::cached_attention(q, cache, cache, capacity + 1, lengths, false, scale, ctx), Error);
+  EXPECT_THROW(k::cached_attention(q, cache, cache.rows(0, 2), sk, lengths, false, scale, ctx), Error);
+}
+
 TEST_P(Ops, EmptyLastDimensionIsANoOp) {
   const Shape empty{3, 0};
   auto zeros = [&](const Shape& shape) { return on_device(Tensor::zeros(shape, DType::f64)); };
