@@ -465,6 +465,31 @@ TEST_P(Ops, CachedAttentionIsTheMaskedSoftmaxOfTheFilledPositionsTimesTheirValue
   EXPECT_THROW(k::cached_attention(q, cache, cache.rows(0, 2), sk, lengths, false, scale, ctx), Error);
 }
 
+// Products of a few rows (a decoding step's: on the CPU in f32 oneDNN's sgemm takes most of them,
+// OpenBLAS the rest) against the same product in f64: b transposed or not, b narrow and wide
+// (panels on 2 threads), alpha and beta, rows on both sides of every path's bounds.
+TEST_P(Ops, ProductsOfAFewRowsMatchTheF64Product) {
+  struct Dims {
+    int64_t n, k;
+  };
+  for (int64_t m : {1, 2, 3, 8, 23, 24, 64, 65}) {
+    for (Dims d : {Dims{5, 7}, Dims{256, 64}, Dims{300, 40}, Dims{1024, 256}}) {
+      for (bool tb : {false, true}) {
+        SCOPED_TRACE("m " + std::to_string(m) + " n " + std::to_string(d.n) + " k " + std::to_string(d.k) +
+                     (tb ? " b transposed" : ""));
+        const Tensor a = random_tensor({m, d.k}, DType::f32), b = random_tensor(tb ? Shape{d.n, d.k} : Shape{d.k, d.n}, DType::f32);
+        const Tensor c0 = random_tensor({m, d.n}, DType::f32);
+        Tensor c = on_device(c0.clone()), c64 = c0.to(DType::f64);
+        k::matmul(on_device(a), false, on_device(b), tb, c, 0.5, 1.0);
+        k::matmul(a.to(DType::f64), false, b.to(DType::f64), tb, c64, 0.5, 1.0);
+        const Tensor got = c.to(Device::cpu).to(DType::f64);
+        for (int64_t i = 0; i < got.numel(); ++i)
+          ASSERT_NEAR(got.data<double>()[i], c64.data<double>()[i], 1e-6 * static_cast<double>(d.k)) << "element " << i;
+      }
+    }
+  }
+}
+
 TEST_P(Ops, EmptyLastDimensionIsANoOp) {
   const Shape empty{3, 0};
   auto zeros = [&](const Shape& shape) { return on_device(Tensor::zeros(shape, DType::f64)); };
