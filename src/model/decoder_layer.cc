@@ -50,14 +50,15 @@ Tensor DecoderLayer::forward_step(const Tensor& y, DecoderLayerCache& cache, con
     if (!runs.empty() && runs.back().length == length) runs.back().end = begin + k;
     else runs.push_back({begin, begin + k, length});
   }
-  const Tensor y1 =
-      self_attention_residual_.output(ctx, 1, y, self_attention_.attend(in, cache.self, self_lengths, runs));
+  // Each residual output also gives the next sublayer's input (one pass per row with pre-LN).
+  Tensor in2, in3;
+  const Tensor y1 = self_attention_residual_.output(
+      ctx, 1, y, self_attention_.attend(in, cache.self, self_lengths, runs), cross_attention_residual_, in2);
   // A sentence's k rows are k queries against its one cross-attention cache.
   const int64_t rows = y.dim(0), sentences = cache.cross.k.dim(0), d = y.dim(2);
-  const Tensor in2 = cross_attention_residual_.sublayer_input(y1).reshape({sentences, rows / sentences, d});
-  const Tensor cross = cross_attention_.attend(in2, cache.cross, src_lengths).reshape({rows, 1, d});
-  const Tensor y2 = cross_attention_residual_.output(ctx, 1, y1, cross);
-  const Tensor in3 = ffn_residual_.sublayer_input(y2);
+  const Tensor cross =
+      cross_attention_.attend(in2.reshape({sentences, rows / sentences, d}), cache.cross, src_lengths).reshape({rows, 1, d});
+  const Tensor y2 = cross_attention_residual_.output(ctx, 1, y1, cross, ffn_residual_, in3);
   return ffn_residual_.output(ctx, 1, y2, ffn_.forward(in3, /*keep_for_backward=*/false));
 }
 
