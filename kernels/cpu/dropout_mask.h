@@ -5,6 +5,7 @@
 // with the CUDA kernels bit for bit.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -16,6 +17,10 @@ namespace tessera::kernels::cpu {
 template <typename T>
 void dropout_row_mask(const DropoutSite& s, int64_t row, int64_t cols, T keep_scale, std::vector<uint32_t>& words,
                       T* scale_row) {
+  if (s.p == 0) {  // every draw keeps its element (evaluation): no draws needed
+    std::fill(scale_row, scale_row + cols, keep_scale);
+    return;
+  }
   const PhiloxCounter row_ctr = dropout_row_counter(s, row);
   const uint32_t c1 = row_ctr.c1, c2 = row_ctr.c2, c3 = row_ctr.c3;
   const PhiloxKey key = philox_key(s.seed, s.step);
