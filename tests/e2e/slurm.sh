@@ -20,6 +20,12 @@
 #              it stops there, requeues, resumes, stops again and, with TESSERA_MAX_REQUEUES=1,
 #              is not requeued: FAILED with exit code 75.
 # A requeued job waits two minutes before it may start again; the test moves its start to now.
+#
+#   slurm.sh bench SOURCE_DIR TESSERA_TRAIN WORKDIR CPUS RANKS
+# starts the same SLURM with its node declared as CPUS CPUs and times `srun --mpi=pmix -n RANKS`
+# of 40 data-parallel steps of the tiny preset, twice with the progress threads polling
+# (OMPI_MCA_mpi_yield_when_idle=0, Tessera's old default) and twice yielding (today's default),
+# printing the wall time of each (docs/performance.md, "Progress threads on a full node").
 # It needs root to start the daemons, and installs slurm-wlm and munge when they are missing;
 # it skips (exit 77) when it cannot. Daemons, jobs and the temporary directory go on exit.
 set -euo pipefail
@@ -61,7 +67,8 @@ if [ "$mode" = functions ]; then
   exit 0
 fi
 
-train=$3 work=$4
+train=$3 work=$4 node_cpus=12
+[ "$mode" = bench ] && node_cpus=$5 bench_ranks=$6
 [ "$(id -u)" = 0 ] || skip "starting munged, slurmctld and slurmd needs root"
 tools=(munged mungekey slurmctld slurmd sbatch squeue scontrol scancel sinfo srun)
 missing_tools() { for t in "${tools[@]}"; do command -v "$t" >/dev/null || return 0; done; return 1; }
@@ -138,7 +145,7 @@ KillWait=5
 # Jobs may be requeued only when they ask (sbatch --requeue), as on many clusters.
 JobRequeue=0
 SlurmdParameters=config_overrides
-NodeName=$node NodeAddr=127.0.0.1 CPUs=12 State=UNKNOWN
+NodeName=$node NodeAddr=127.0.0.1 CPUs=$node_cpus State=UNKNOWN
 PartitionName=test Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
 mkdir -p "$state/slurmctld" "$state/slurmd"
@@ -156,6 +163,23 @@ for _ in $(seq 120); do [ "$(sinfo -h -n "$node" -o %T 2>/dev/null)" = idle ] &&
 [ "$(sinfo -h -n "$node" -o %T 2>/dev/null)" = idle ] ||
   { cat "$state"/*.out; fail "our SLURM did not come up (node state '$(sinfo -h -n "$node" -o %T 2>&1)')"; }
 echo "SLURM up: cluster tessera-test-$$, slurmctld on port $ctld_port, slurmd on $slurmd_port ($SECONDS s)"
+
+if [ "$mode" = bench ]; then
+  cd "$work"
+  timed_run() {  # LABEL VAR=VALUE: one srun of the ranks, its wall time
+    local start=$EPOCHREALTIME
+    env "$2" srun --mpi=pmix -n "$bench_ranks" "$train" --config "$src/configs/tiny.cfg" --data-parallel "$bench_ranks" \
+        --steps 40 --out-dir "$work/$1" >"$work/$1.log" 2>&1 || fail "$1: srun failed ($work/$1.log)"
+    awk -v end="$EPOCHREALTIME" -v start="$start" -v run="$1" 'BEGIN { printf "%s: %.2f s\n", run, end - start }'
+  }
+  echo "node of $node_cpus CPUs (slurm.conf) on $(nproc) cores, srun -n $bench_ranks"
+  for i in 1 2; do
+    timed_run "polling-$i" OMPI_MCA_mpi_yield_when_idle=0
+    timed_run "yielding-$i" TESSERA_BENCH_DEFAULTS=1
+  done
+  grep -m1 "threads per rank" "$work/yielding-1.log"
+  exit 0
+fi
 
 # --- the jobs, submitted from the work directory like a user's, with the repository found from
 # the path of the submitted script (not TESSERA_ROOT) and tessera-train from this build ---
