@@ -102,6 +102,15 @@ void append_cache_rows(KVCache& cache, const KVCache& more, int64_t empty_rows) 
   cache.length = std::max(cache.length, more.length);
 }
 
+std::vector<PositionRun> position_runs(const std::vector<int64_t>& positions) {
+  std::vector<PositionRun> runs;
+  for (int64_t g = 0; g < static_cast<int64_t>(positions.size()); ++g) {
+    if (runs.empty() || positions[g] != runs.back().position) runs.push_back({g, g, positions[g]});
+    runs.back().end = g + 1;
+  }
+  return runs;
+}
+
 Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows) {
   Shape shape = t.shape();
   shape[0] = static_cast<int64_t>(rows.size());
@@ -182,12 +191,9 @@ void MultiHeadAttention::append(KVCache& cache, const Tensor& x, const std::vect
   reserve(cache.v, cache.length, length);
   const Tensor kh = project_heads(k_, x), vh = project_heads(v_, x);
   // One write per run of groups at the same position (sentences that joined the batch together).
-  for (int64_t g = 0; g < groups;) {
-    int64_t end = g + 1;
-    while (end < groups && positions[end] == positions[g]) ++end;
-    write_position(cache.k, positions[g], kh, g * k, (end - g) * k);
-    write_position(cache.v, positions[g], vh, g * k, (end - g) * k);
-    g = end;
+  for (const PositionRun& run : position_runs(positions)) {
+    write_position(cache.k, run.position, kh, run.begin * k, (run.end - run.begin) * k);
+    write_position(cache.v, run.position, vh, run.begin * k, (run.end - run.begin) * k);
   }
   cache.length = length;
 }

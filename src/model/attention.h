@@ -44,6 +44,13 @@ void keep_cache_rows(KVCache& cache, const std::vector<int64_t>& rows, int64_t g
 // also leaves an undefined cache undefined.
 void append_cache_rows(KVCache& cache, const KVCache& more, int64_t empty_rows = 0);
 
+// Groups [begin, end) of consecutive entries of `positions` (one per sentence of a decoding batch)
+// that share one position: sentences that joined the batch together step together.
+struct PositionRun {
+  int64_t begin, end, position;
+};
+std::vector<PositionRun> position_runs(const std::vector<int64_t>& positions);
+
 // The rows rows[0], rows[1], ... of t along dimension 0 (repeats, reorders or drops rows).
 Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows);
 

@@ -45,11 +45,7 @@ Tensor DecoderLayer::forward_step(const Tensor& y, DecoderLayerCache& cache, con
   // One run of rows per run of sentences at the same position, over that position's prefix.
   const int64_t k = y.dim(0) / static_cast<int64_t>(positions.size());
   std::vector<MultiHeadAttention::CacheRun> runs;
-  for (size_t s = 0; s < positions.size(); ++s) {
-    const int64_t begin = static_cast<int64_t>(s) * k, length = positions[s] + 1;
-    if (!runs.empty() && runs.back().length == length) runs.back().end = begin + k;
-    else runs.push_back({begin, begin + k, length});
-  }
+  for (const PositionRun& run : position_runs(positions)) runs.push_back({run.begin * k, run.end * k, run.position + 1});
   // Each residual output also gives the next sublayer's input (one pass per row with pre-LN).
   Tensor in2, in3;
   const Tensor y1 = self_attention_residual_.output(

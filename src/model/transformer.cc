@@ -198,12 +198,9 @@ Tensor Transformer::decode_step_logits(DecoderState& state, const std::vector<in
   // call per run of sentences at the same position.
   Tensor y = Tensor::empty({rows, cfg_.d_model}, store_.dtype(), store_.device());
   embedding_.lookup(ids, y);
-  for (int64_t s = 0; s < state.sentences();) {
-    int64_t end = s + 1;
-    while (end < state.sentences() && state.positions[end] == state.positions[s]) ++end;
-    Tensor run = y.rows(s * k, end * k);
-    kernels::add_positions(run, 1, state.positions[s]);
-    s = end;
+  for (const PositionRun& run : position_runs(state.positions)) {
+    Tensor rows_of_run = y.rows(run.begin * k, run.end * k);
+    kernels::add_positions(rows_of_run, 1, run.position);
   }
   y = y.reshape({rows, 1, cfg_.d_model});
   for (size_t i = 0; i < decoder_.size(); ++i)
@@ -249,14 +246,14 @@ void Transformer::reorder(DecoderState& state, const std::vector<int64_t>& rows)
     state.source_lengths = std::move(source_lengths);
     state.src_lengths = gather_rows(state.src_lengths, sentences);
   }
+  // Only the kept sentences' sources are read from now on.
+  int64_t longest_source = 0;
+  for (int32_t n : state.source_lengths) longest_source = std::max<int64_t>(longest_source, n);
   for (DecoderLayerCache& cache : state.layers) {
     keep_cache_rows(cache.self, rows, k, fed);
     if (!same_sentences) {
       keep_cache_rows(cache.cross, sentences, 1, source_positions);
-      // Only the kept sentences' sources are read from now on.
-      int64_t longest = 0;
-      for (int32_t n : state.source_lengths) longest = std::max<int64_t>(longest, n);
-      cache.cross.length = std::min(cache.cross.length, longest);
+      cache.cross.length = std::min(cache.cross.length, longest_source);
     }
   }
 }
