@@ -3,13 +3,10 @@
 // two batched products and a softmax that each go over all (row, head) pairs. A decoding step
 // attends 1 (greedy) or k (beam search, cross-attention) queries to tens of positions per pair:
 // products of that size cost the BLAS more to set up than to compute.
-#include <omp.h>
-
-#include <algorithm>
-#include <limits>
 #include <vector>
 
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/softmax_row.h"
 
 namespace tessera::kernels::cpu {
 namespace {
@@ -33,23 +30,15 @@ TESSERA_CPU_WIDE_VECTORS void cached_attention(const T* q, const T* k, const T* 
         const T* qi = q + (pair * sq + i) * dk;
         T* out = ctx + (pair * sq + i) * dk;
         const int64_t visible = masked_softmax_visible(sk, sq, i, key_lengths[pair / heads], causal);
-        // scores, and their largest
-        T mx = -std::numeric_limits<T>::infinity();
-        for (int64_t j = 0; j < visible; ++j) {
+        for (int64_t j = 0; j < visible; ++j) {  // the scores
           const T* kj = keys + j * dk;
           T s = 0;
 #pragma omp simd reduction(+ : s)
           for (int64_t d = 0; d < dk; ++d) s += qi[d] * kj[d];
           p[j] = s;
-          mx = std::max(mx, s);
         }
-        // softmax over the visible keys, the same formula as masked_softmax_forward
-        T sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < visible; ++j) {
-          p[j] = masked_softmax_exp(p[j], mx, scale);
-          sum += p[j];
-        }
+        // the softmax over the visible keys, masked_softmax_forward's row
+        const T sum = masked_softmax_exp_row(p.data(), p.data(), visible, scale);
         const T inv = visible > 0 ? T(1) / sum : T(0);
         // ctx = sum_j p_j v_j; a query that sees no key gets zeros
 #pragma omp simd

@@ -1,9 +1,6 @@
 // Scaled, masked softmax over the last dimension of attention scores.
-#include <algorithm>
-#include <cmath>
-#include <limits>
-
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/softmax_row.h"
 
 namespace tessera::kernels::cpu {
 
@@ -17,14 +14,7 @@ TESSERA_CPU_WIDE_VECTORS void masked_softmax_forward(const T* scores, const int3
     const int64_t visible = masked_softmax_visible(sk, sq, i, key_lengths[b], causal);
     const T* s = scores + r * sk;
     T* p = probs + r * sk;
-    T mx = -std::numeric_limits<T>::infinity();
-    for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, s[j]);
-    T sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < visible; ++j) {
-      p[j] = masked_softmax_exp(s[j], mx, scale);
-      sum += p[j];
-    }
+    const T sum = masked_softmax_exp_row(s, p, visible, scale);
     const T inv = visible > 0 ? T(1) / sum : T(0);
 #pragma omp simd
     for (int64_t j = 0; j < visible; ++j) p[j] *= inv;
