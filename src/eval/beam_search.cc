@@ -143,13 +143,16 @@ std::vector<std::vector<Hypothesis>> beam_search_nbest(model::Transformer& model
   return beam_search_nbest(model, feed, options, std::max<int64_t>(1, src.dim(0)));
 }
 
-std::vector<std::vector<int32_t>> beam_search(model::Transformer& model, const Tensor& src, const Tensor& src_lengths,
-                                              const BeamOptions& options) {
-  const auto nbest = beam_search_nbest(model, src, src_lengths, options);
+std::vector<std::vector<int32_t>> best_tokens(const std::vector<std::vector<Hypothesis>>& nbest) {
   std::vector<std::vector<int32_t>> out(nbest.size());
   for (size_t s = 0; s < nbest.size(); ++s)
     if (!nbest[s].empty()) out[s] = nbest[s].front().tokens;
   return out;
+}
+
+std::vector<std::vector<int32_t>> beam_search(model::Transformer& model, const Tensor& src, const Tensor& src_lengths,
+                                              const BeamOptions& options) {
+  return best_tokens(beam_search_nbest(model, src, src_lengths, options));
 }
 
 }  // namespace tessera::eval

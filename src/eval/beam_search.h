@@ -60,6 +60,9 @@ std::vector<std::vector<Hypothesis>> beam_search_nbest(model::Transformer& model
 std::vector<std::vector<Hypothesis>> beam_search_nbest(model::Transformer& model, const Tensor& src,
                                                        const Tensor& src_lengths, const BeamOptions& options);
 
+// The tokens of each sentence's best hypothesis (empty where it has none).
+std::vector<std::vector<int32_t>> best_tokens(const std::vector<std::vector<Hypothesis>>& nbest);
+
 // The best hypothesis of each sentence: token ids without bos/eos.
 std::vector<std::vector<int32_t>> beam_search(model::Transformer& model, const Tensor& src, const Tensor& src_lengths,
                                               const BeamOptions& options);

@@ -55,8 +55,7 @@ std::vector<std::vector<int32_t>> translate_ids(model::Transformer& model, const
   std::vector<std::vector<int32_t>> decoded;
   if (options.beam > 1) {
     const BeamOptions beam{options.beam, options.length_penalty, 1.0, options.max_len_extra};
-    const auto nbest = beam_search_nbest(model, feed, beam, options.batch_sentences);
-    for (const auto& hyps : nbest) decoded.push_back(hyps.empty() ? std::vector<int32_t>{} : hyps.front().tokens);
+    decoded = best_tokens(beam_search_nbest(model, feed, beam, options.batch_sentences));
   } else {
     decoded = greedy_search(model, feed, options.max_len_extra, options.batch_sentences);
   }
