@@ -116,11 +116,18 @@ void finalize_mpi() {
   g_node = NodeRanks{};
 }
 
+namespace {
+// The one line an error that ends a program prints: the program, the rank, the error.
+void report_error(const char* app, int rank, const std::exception& e) {
+  write_stderr_line(detail::concat(app, ": rank ", rank, ": error: ", e.what()));
+}
+}  // namespace
+
 int run_with_mpi(const char* app, int* argc, char*** argv, const std::function<int()>& body) {
   try {
     init_mpi(argc, argv);
   } catch (const std::exception& e) {
-    write_stderr_line(detail::concat(app, ": rank ", launcher_world_rank(), ": error: ", e.what()));
+    report_error(app, launcher_world_rank(), e);
     return 1;
   }
   int rc = 1;
@@ -130,7 +137,7 @@ int run_with_mpi(const char* app, int* argc, char*** argv, const std::function<i
     int rank = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    write_stderr_line(detail::concat(app, ": rank ", rank, ": error: ", e.what()));
+    report_error(app, rank, e);
     if (size > 1) {
       MPI_Abort(MPI_COMM_WORLD, 1);
       std::_Exit(1);  // MPI_Abort does not return; never leave this rank behind if it did
@@ -138,6 +145,15 @@ int run_with_mpi(const char* app, int* argc, char*** argv, const std::function<i
   }
   finalize_mpi();
   return rc;
+}
+
+int run_without_mpi(const char* app, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    report_error(app, 0, e);
+    return 1;
+  }
 }
 
 bool started_by_launcher() {

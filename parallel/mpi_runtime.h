@@ -60,6 +60,10 @@ std::string world_node(int world_rank);
 // leaving the others in a collective until the deadline ("timed out in all_reduce" would hide
 // the cause). Returns body's exit code, or 1 after an error in a single-process run.
 int run_with_mpi(const char* app, int* argc, char*** argv, const std::function<int()>& body);
+// main() of a process that needs no peers and was started by hand (started_by_launcher() is
+// false): runs `body` without MPI; an exception escaping it is printed as run_with_mpi prints it
+// (rank 0) and returns 1.
+int run_without_mpi(const char* app, const std::function<int()>& body);
 
 // RAII form for main(): init_mpi in the constructor, finalize_mpi in the destructor.
 class MpiRuntime {

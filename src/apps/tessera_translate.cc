@@ -229,13 +229,7 @@ int main(int argc, char** argv) {
   if (!options) return 0;
   // One process started by hand, with no peers to talk to, runs without MPI: Open MPI's singleton
   // start-up alone took 0.4 s here, a fifth of translating 500 sentences on two cores.
-  if (!parallel::started_by_launcher() && options->tensor_parallel == 1 && options->data_parallel == 1) {
-    try {
-      return run(*options, /*alone=*/true);
-    } catch (const std::exception& e) {
-      write_stderr_line(std::string("tessera-translate: rank 0: error: ") + e.what());
-      return 1;
-    }
-  }
+  if (!parallel::started_by_launcher() && options->tensor_parallel == 1 && options->data_parallel == 1)
+    return parallel::run_without_mpi("tessera-translate", [&] { return run(*options, /*alone=*/true); });
   return parallel::run_with_mpi("tessera-translate", &argc, &argv, [&] { return run(*options, /*alone=*/false); });
 }
