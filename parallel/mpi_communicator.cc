@@ -54,11 +54,6 @@ MPI_Datatype mpi_type(DType dtype, const std::string& what) {
                " (MPI has no bf16 reduction); convert to f32 or use the NCCL communicator");
 }
 
-// Collectives that only move data carry bf16 as opaque 16-bit words.
-MPI_Datatype mpi_copy_type(DType dtype, const std::string& what) {
-  return dtype == DType::bf16 ? MPI_UINT16_T : mpi_type(dtype, what);
-}
-
 // avg is computed as a sum followed by this division.
 MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::max ? MPI_MAX : MPI_SUM; }
 
@@ -84,6 +79,11 @@ void divide_by(void* buf, size_t count, DType dtype, int n) {
 }
 
 }  // namespace
+
+// Collectives that only move data carry bf16 as opaque 16-bit words.
+MPI_Datatype mpi_copy_type(DType dtype, const std::string& what) {
+  return dtype == DType::bf16 ? MPI_UINT16_T : mpi_type(dtype, what);
+}
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm, std::string group_name, double timeout_s)
     : group_name_(std::move(group_name)), timeout_s_(timeout_s) {

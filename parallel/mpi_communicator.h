@@ -26,6 +26,10 @@
 
 namespace tessera::parallel {
 
+// The MPI datatype that carries `dtype` in a collective that only moves data (bf16 as 16-bit
+// words); for a type MPI cannot carry, an error naming `what`.
+MPI_Datatype mpi_copy_type(DType dtype, const std::string& what);
+
 class MpiCommunicator final : public Communicator {
  public:
   // Duplicates comm, so this communicator's traffic never mixes with other users of comm.

@@ -28,6 +28,7 @@
 #include "core/option_values.h"
 #include "core/tensor.h"
 #include "parallel/compute_device.h"
+#include "parallel/mpi_communicator.h"
 #include "parallel/mpi_runtime.h"
 #include "parallel/process_grid.h"
 #if defined(TESSERA_WITH_CUDA)
@@ -138,14 +139,27 @@ size_t element_count(Kind kind, size_t bytes, size_t esize, int n) {
   return count;
 }
 
+// Seconds per call of `once` on the slowest rank of `comm`: o.warmup calls, a barrier, then the
+// mean of o.iters timed calls.
+template <typename Call>
+double seconds_per_call(const Options& o, Communicator& comm, Call once) {
+  for (int i = 0; i < o.warmup; ++i) once();
+  comm.barrier();
+  const double t = now_s();
+  for (int i = 0; i < o.iters; ++i) once();
+  double seconds = (now_s() - t) / o.iters;
+  comm.all_reduce(&seconds, 1, DType::f64, ReduceOp::max);  // the slowest rank sets the pace
+  return seconds;
+}
+
 // The same collective as one plain MPI call on MPI_COMM_WORLD (all-reduce in place, as Tessera's),
 // timed like Tessera's: the bar its communicator is held to. Seconds per call on the slowest rank,
 // or a negative number when MPI has no such call for the type (a bf16 sum).
 double plain_mpi_seconds(Kind kind, std::vector<char>& big, std::vector<char>& part, size_t count, DType dtype,
-                         int n, const Options& o) {
-  MPI_Datatype type = dtype == DType::f32 ? MPI_FLOAT : dtype == DType::f64 ? MPI_DOUBLE
-                      : dtype == DType::i32 ? MPI_INT32_T : MPI_UINT16_T;
+                         Communicator& comm, const Options& o) {
+  const int n = comm.size();
   if (dtype == DType::bf16 && kind != Kind::all_gather) return -1;
+  const MPI_Datatype type = mpi_copy_type(dtype, "tessera-bench-collectives");
   const int block = static_cast<int>(count / n);
   auto once = [&] {
     switch (kind) {
@@ -158,13 +172,7 @@ double plain_mpi_seconds(Kind kind, std::vector<char>& big, std::vector<char>& p
         break;
     }
   };
-  for (int i = 0; i < o.warmup; ++i) once();
-  MPI_Barrier(MPI_COMM_WORLD);
-  const double t = now_s();
-  for (int i = 0; i < o.iters; ++i) once();
-  double seconds = (now_s() - t) / o.iters;
-  MPI_Allreduce(MPI_IN_PLACE, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-  return seconds;
+  return seconds_per_call(o, comm, once);
 }
 
 void bench_host(Kind kind, Communicator& comm, const Options& o, DType dtype) {
@@ -192,13 +200,8 @@ void bench_host(Kind kind, Communicator& comm, const Options& o, DType dtype) {
           break;
       }
     };
-    for (int i = 0; i < o.warmup; ++i) once();
-    comm.barrier();
-    double t = now_s();
-    for (int i = 0; i < o.iters; ++i) once();
-    double seconds = (now_s() - t) / o.iters;
-    comm.all_reduce(&seconds, 1, DType::f64, ReduceOp::max);  // the slowest rank sets the pace
-    const double mpi_seconds = plain_mpi_seconds(kind, big, part, count, dtype, n, o);
+    const double seconds = seconds_per_call(o, comm, once);
+    const double mpi_seconds = plain_mpi_seconds(kind, big, part, count, dtype, comm, o);
     const double algbw = bytes / seconds / 1e9;
     if (comm.rank() != 0) continue;
     std::printf("%14zu %12zu %6s %12.1f %12.3f %12.3f", bytes, count, std::string(dtype_name(dtype)).c_str(),
